@@ -1,0 +1,20 @@
+"""gan_colorize: partial, spatially controlled colorization with a mask-conditioned GAN.
+
+A grayscale image and a binary mask go in; colour comes out only where the mask is 1.
+"""
+import os
+
+# albumentations checks PyPI for updates on import unless told not to; that call hangs or fails
+# on machines without internet, so this must run before any submodule imports it.
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+__version__ = "0.1.0"
+__all__ = ["Colorizer", "__version__"]
+
+
+def __getattr__(name):
+    # Lazy, so that `import gan_colorize` stays cheap for the CLIs and the data workers.
+    if name == "Colorizer":
+        from .colorize import Colorizer
+        return Colorizer
+    raise AttributeError(f"module 'gan_colorize' has no attribute {name!r}")

@@ -1,0 +1,151 @@
+"""Checkpoints: plain state dicts, written atomically, read back with weights_only=True.
+
+A checkpoint is a dict of tensors, numbers, strings, lists and dicts, never a pickled module,
+so loading one cannot run code. It holds all that an exact resume needs: G, D, G_ema, both
+optimizers, the scheduler and grad scaler, the step, the sampler position, the resolved config
+and the RNG states of python, numpy and torch (CPU and CUDA).
+"""
+import os
+import pickle
+import random
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import UserError
+
+
+class CheckpointError(UserError):
+    """A checkpoint that cannot be used: unreadable, unsafe, or for another model."""
+
+
+def save(state, path):
+    """Write `state` to `path` atomically: a crash or kill leaves the old file or the new one.
+
+    The bytes go to a temporary file in the same folder, are flushed to disk, and only then
+    renamed over `path` (rename is atomic within one filesystem). On any error the temporary
+    file is removed and the previous checkpoint is untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as err:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(err, OSError):
+            raise CheckpointError(f"could not write checkpoint {path}: {err.strerror or err}; "
+                                  f"the previous checkpoint is intact") from None
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder):
+    # Makes the rename itself durable; not possible on every platform, and harmless to skip.
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def load(path, map_location="cpu"):
+    """Read a checkpoint with torch.load(weights_only=True); anything else is refused."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise CheckpointError(f"refused to load {path}: it is not a weights-only checkpoint "
+                              f"({_first_line(err)})") from None
+    except Exception as err:  # torch raises many types for corrupt files; none should escape raw
+        raise CheckpointError(f"could not read checkpoint {path}: {_first_line(err)}") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path} is not a gan_colorize checkpoint (got {type(state).__name__})")
+    return state
+
+
+def _first_line(err):
+    text = str(err).strip()
+    return (text.splitlines()[0][:200] if text else type(err).__name__)
+
+
+def describe_mismatch(model, state_dict, limit=8):
+    """Lines that say how `state_dict` differs from `model`'s own; empty when they match."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    shapes = [f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(v.shape)}"
+              for k, v in own.items() if k in state_dict and tuple(state_dict[k].shape) != tuple(v.shape)]
+    lines = []
+    for title, items in (("missing", missing), ("unexpected", unexpected), ("shape", shapes)):
+        if items:
+            more = f" (+{len(items) - limit} more)" if len(items) > limit else ""
+            lines.append(f"{title}: {', '.join(items[:limit])}{more}")
+    return lines
+
+
+def load_into(model, state_dict, what, config_diff=()):
+    """model.load_state_dict, with an error that lists what differs instead of a long traceback."""
+    problems = describe_mismatch(model, state_dict)
+    if problems:
+        hint = f" (config differs: {'; '.join(config_diff)})" if config_diff else ""
+        raise CheckpointError(f"{what} in the checkpoint does not match this model{hint}: "
+                              + " | ".join(problems))
+    model.load_state_dict(state_dict)
+
+
+def config_diff(saved, current, sections=("model",)):
+    """['model.width: 0.5 (checkpoint) vs 1.0 (now)', ...] for the given config sections."""
+    out = []
+    for section in sections:
+        a, b = saved.get(section, {}), current.get(section, {})
+        for key in sorted(set(a) | set(b)):
+            if a.get(key) != b.get(key):
+                out.append(f"{section}.{key}: {a.get(key)!r} (checkpoint) vs {b.get(key)!r} (now)")
+    return out
+
+
+def rng_state():
+    """The RNG states of python, numpy and torch, as weights_only-loadable values."""
+    np_state = np.random.get_state(legacy=False)
+    state = {
+        "python": random.getstate(),
+        "numpy": {"bit_generator": np_state["bit_generator"],
+                  "key": torch.from_numpy(np_state["state"]["key"].astype(np.int64)),
+                  "pos": int(np_state["state"]["pos"]),
+                  "has_gauss": int(np_state["has_gauss"]),
+                  "gauss": float(np_state["gauss"])},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state):
+    """Restore what rng_state() returned."""
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    n = state["numpy"]
+    np.random.set_state({"bit_generator": n["bit_generator"],
+                         "state": {"key": n["key"].numpy().astype(np.uint32), "pos": n["pos"]},
+                         "has_gauss": n["has_gauss"], "gauss": n["gauss"]})
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

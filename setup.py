@@ -1,0 +1,33 @@
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+setup(
+    name="gan_colorize",
+    version="0.1.0",
+    description="Partial, spatially controlled colorization with a mask-conditioned GAN",
+    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["gan_colorize", "gan_colorize.*"]),
+    install_requires=[
+        "torch>=2.3,<2.15",
+        "torchvision>=0.18,<0.30",
+        "numpy>=1.24",
+        "scikit-image>=0.22",
+        "tensorboard>=2.14",
+        "albumentations>=1.4,<3",
+        "pyyaml>=6",
+        "tqdm>=4.60",
+        "pillow>=10",
+    ],
+    extras_require={"test": ["pytest>=7", "hypothesis>=6"]},
+    entry_points={
+        "console_scripts": [
+            "gan-colorize=gan_colorize.colorize:main",
+            "gan-colorize-train=gan_colorize.trainer:main",
+            "gan-colorize-evaluate=gan_colorize.evaluation:main",
+            "gan-colorize-masks=gan_colorize.masks:main",
+        ]
+    },
+)

@@ -1,0 +1,108 @@
+import os
+import pickle
+import random
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pytest
+import torch
+
+from gan_colorize import checkpoint
+from gan_colorize.checkpoint import CheckpointError
+from gan_colorize.networks import build_generator
+
+
+def _gen(width=0.25, kind="unet11"):
+    return build_generator(types.SimpleNamespace(generator=kind, width=width))
+
+
+def test_round_trip_restores_weights_and_rng(tmp_path):
+    g = _gen()
+    state = {"g": g.state_dict(), "step": 7, "config": {"model": {"width": 0.25}},
+             "rng": checkpoint.rng_state()}
+    expected = (random.random(), np.random.rand(), torch.rand(1).item())
+    checkpoint.save(state, tmp_path / "c.pt")
+    loaded = checkpoint.load(tmp_path / "c.pt")
+    g2 = _gen()
+    checkpoint.load_into(g2, loaded["g"], "G")
+    for a, b in zip(g.state_dict().values(), g2.state_dict().values()):
+        assert torch.equal(a, b)
+    assert loaded["step"] == 7
+    checkpoint.set_rng_state(loaded["rng"])
+    assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (os.system, ("echo pwned > " + os.environ["PWNED_PATH"],))
+
+
+def test_crafted_pickle_is_refused_and_does_not_run(tmp_path, monkeypatch):
+    marker = tmp_path / "pwned"
+    monkeypatch.setenv("PWNED_PATH", str(marker))
+    path = tmp_path / "evil.pt"
+    torch.save({"g": _RunsCode()}, path)   # a real torch checkpoint carrying a code-running pickle
+    with pytest.raises(CheckpointError, match="not a weights-only checkpoint"):
+        checkpoint.load(path)
+    assert not marker.exists()
+    # The same file really would run code if loaded unsafely; this keeps the test honest.
+    torch.load(path, weights_only=False)
+    assert marker.exists()
+
+
+def test_plain_pickle_and_garbage_are_refused(tmp_path):
+    (tmp_path / "p.pt").write_bytes(pickle.dumps({"a": 1}))
+    (tmp_path / "z.pt").write_bytes(b"")
+    (tmp_path / "r.pt").write_bytes(os.urandom(1000))
+    for name in ("p.pt", "z.pt", "r.pt"):
+        with pytest.raises(CheckpointError):
+            checkpoint.load(tmp_path / name)
+    with pytest.raises(CheckpointError, match="not found"):
+        checkpoint.load(tmp_path / "missing.pt")
+
+
+def test_other_architecture_lists_what_differs():
+    state = _gen(width=0.5).state_dict()
+    diff = checkpoint.config_diff({"model": {"width": 0.5}}, {"model": {"width": 0.25}})
+    with pytest.raises(CheckpointError) as err:
+        checkpoint.load_into(_gen(width=0.25), state, "G", diff)
+    msg = str(err.value)
+    assert "shape" in msg and "model.width: 0.5 (checkpoint) vs 0.25 (now)" in msg
+    with pytest.raises(CheckpointError, match="missing|unexpected"):
+        checkpoint.load_into(_gen(kind="seed"), _gen(kind="unet11").state_dict(), "G")
+
+
+def test_failed_write_keeps_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "latest.pt"
+    checkpoint.save({"step": 1}, path)
+
+    def broken_save(obj, f):
+        f.write(b"partial")
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(CheckpointError, match="No space left.*previous checkpoint is intact"):
+        checkpoint.save({"step": 2}, path)
+    monkeypatch.undo()
+    assert checkpoint.load(path)["step"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latest.pt"]   # no temp file left
+
+
+def test_kill_during_save_never_leaves_a_broken_file(tmp_path):
+    """A writer killed with SIGKILL mid-save leaves either the old or the new checkpoint."""
+    path = tmp_path / "latest.pt"
+    checkpoint.save({"step": 0, "w": torch.zeros(10)}, path)
+    code = ("import sys, torch; from gan_colorize import checkpoint\n"
+            "for i in range(1, 10**6):\n"
+            "    checkpoint.save({'step': i, 'w': torch.full((300_000,), float(i))}, sys.argv[1])\n")
+    for delay in (0.3, 0.6, 0.9):
+        proc = subprocess.Popen([sys.executable, "-c", code, str(path)])
+        try:
+            proc.wait(timeout=delay)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        state = checkpoint.load(path)
+        assert state["w"].numel() in (10, 300_000)
+        assert torch.all(state["w"] == state["step"])

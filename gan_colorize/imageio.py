@@ -77,7 +77,7 @@ def _orient(arr, orientation):
     """Apply an EXIF orientation tag (1..8) to an (H,W,C) array, like ImageOps.exif_transpose."""
     ops = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
            5: lambda a: a.transpose(1, 0, 2), 6: lambda a: np.rot90(a, -1),
-           7: lambda a: np.rot90(a, 1)[::-1], 8: lambda a: np.rot90(a, 1)}
+           7: lambda a: a[::-1, ::-1].transpose(1, 0, 2), 8: lambda a: np.rot90(a, 1)}
     op = ops.get(orientation)
     return np.ascontiguousarray(op(arr)) if op else arr
 

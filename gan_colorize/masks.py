@@ -574,12 +574,14 @@ def preview_sheet(spec, size=128, n=8, seed=0):
         y = gap + r * (size + gap)
         draw.text((4, y + size // 2 - 6), label[:18], fill=255)
         for c, t in enumerate(tiles):
-            sheet.paste(Image.fromarray((t * 255).astype(np.uint8)), (label_w + c * (size + gap), y))
+            tile = Image.fromarray((t * 255).astype(np.uint8))
+            sheet.paste(tile, (label_w + c * (size + gap), y))
     return sheet, skipped
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m gan_colorize.masks", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m gan_colorize.masks",
+                                description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     pv = sub.add_parser("preview", help="write a contact sheet of mask draws")
     pv.add_argument("--families", required=True, help="mask spec, e.g. 'impa,brush,blobs'")

@@ -323,6 +323,12 @@ def threading_is_main():
     return threading.current_thread() is threading.main_thread()
 
 
+def fixed_batch(cfg, n=8):
+    """The first n held-out (val) images with their fixed evaluation masks, for sample grids."""
+    loader, _ = data.build_loader(cfg, "val", train=False, batch_size=n, max_samples=n, progress=False)
+    return next(iter(loader))
+
+
 @torch.no_grad()
 def sample_grid(g_ema, fixed, env):
     """Rows of gray | mask | output | desired for the fixed held-out batch -> uint8 (3,H',W')."""
@@ -396,7 +402,7 @@ def train(cfg, stop_at=None):
         save_config(cfg, run_dir / "config.json")
         from torch.utils.tensorboard import SummaryWriter
         writer = SummaryWriter(str(run_dir))
-        fixed = to_device(data.fixed_batch(cfg, n=8), env)
+        fixed = to_device(fixed_batch(cfg, n=8), env)
     log_file = open(run_dir / "metrics.jsonl", "a") if env.is_main else None
 
     ckpt_dir = run_dir / "checkpoints" if env.is_main else None
@@ -482,6 +488,12 @@ def train(cfg, stop_at=None):
             writer.close()
         if log_file is not None:
             log_file.close()
+    if env.world_size > 1:
+        # DDP broadcasts buffers (BatchNorm statistics) from rank 0 at each forward; after the last
+        # step every rank has folded in its own batch, so align them once more at the end.
+        for module in (m.g, m.d, m.g_ema):
+            for b in module.buffers():
+                dist.broadcast(b, src=0)
     if stopped_by and env.is_main:
         print(f"{stopped_by}: saved {ckpt_dir / 'latest.pt'} at step {step}; "
               f"continue with --resume auto", file=sys.stderr)

@@ -18,7 +18,8 @@ from gan_colorize.masks import IMPA_NAMES, impa_masks  # noqa: E402
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--size", type=int, default=256)
-    p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "impa"))
+    here = os.path.dirname(os.path.abspath(__file__))
+    p.add_argument("--out", default=os.path.join(here, "impa"))
     args = p.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
     for k, (name, m) in enumerate(zip(IMPA_NAMES, impa_masks(args.size, args.size))):

@@ -96,13 +96,17 @@ def test_family_seed_dependent(family):
     assert len(distinct) >= (6 if family in M.RANDOM_FAMILIES else 2)
 
 
-def test_random_family_fallback_keeps_range(monkeypatch):
-    """If every draw misses, the exact-coverage fallback still honours COVERAGE."""
+def test_random_family_fallback_keeps_range():
+    """A draw that always misses the range ends in the exact-coverage fallback, inside it."""
+    always_full = M._within(0.2, 0.8)(lambda h, w, rng, **_: np.ones((h, w), bool))
+    for s in range(5):
+        m = always_full(64, 64, np.random.default_rng(s))
+        assert_binary(m, 64, 64)
+        assert 0.2 <= m.mean() <= 0.8
     for fam in M.RANDOM_FAMILIES:
         lo, hi = M.COVERAGE[fam]
         for s in range(5):
-            m = M._sweep(64, 64, np.random.default_rng(s), lo, hi)
-            assert lo <= m.mean() <= hi
+            assert lo <= M._sweep(8, 8, np.random.default_rng(s), lo, hi).mean() <= hi
 
 
 def test_full_empty():
@@ -114,9 +118,8 @@ def test_superpixels_needs_image():
         M.superpixels(32, 32, np.random.default_rng(0), image=None)
 
 
-def test_superpixels_follow_image_edges():
-    """On a two-region image the mask never cuts across... at least respects the regions it picks:
-    every superpixel lies in one half, so each half is all-in or all-out per segment."""
+def test_superpixels_flat_image():
+    """Two flat regions (few distinct SLIC segments) still give a mask inside the range."""
     img = np.zeros((64, 64, 3), np.uint8)
     img[:, 32:] = 255
     for s in range(5):
@@ -175,9 +178,9 @@ def test_impa_pngs_match_generator():
     files = sorted(os.listdir(IMPA_DIR))
     assert files == [f"{k:02d}_{n}.png" for k, n in enumerate(M.IMPA_NAMES)]
     for f, m in zip(files, M.impa_masks(256, 256)):
-        im = Image.open(os.path.join(IMPA_DIR, f))
-        assert im.mode == "L" and im.size == (256, 256)
-        np.testing.assert_array_equal(np.asarray(im), (m * 255).astype(np.uint8))
+        with Image.open(os.path.join(IMPA_DIR, f)) as im:
+            assert im.mode == "L" and im.size == (256, 256)
+            np.testing.assert_array_equal(np.asarray(im), (m * 255).astype(np.uint8))
         np.testing.assert_array_equal(M.load_mask_file(os.path.join(IMPA_DIR, f), 64, 64),
                                       M.impa_mask(int(f[:2]), 64, 64))
 
@@ -394,8 +397,9 @@ def test_preview_cli_main(tmp_path, capsys):
     rc = M.main(["preview", "--families", "impa,brush,superpixels,segmentation", "--out", str(out),
                  "--size", "32", "--n", "3"])
     assert rc == 0
-    im = Image.open(out)
-    assert im.size[0] > 3 * 32 and im.size[1] >= 3 * 32  # three rows: segmentation skipped
+    with Image.open(out) as im:
+        size = im.size
+    assert size[0] > 3 * 32 and size[1] >= 3 * 32  # three rows: segmentation skipped
     assert "segmentation" in capsys.readouterr().err
 
 

@@ -148,3 +148,14 @@ def test_width_scaling_and_count_params():
     for m in Generator("seed", 0.1).modules():
         if isinstance(m, torch.nn.Conv2d) and m.out_channels != 2:
             assert m.out_channels >= 8 and m.out_channels % 8 == 0
+
+
+@pytest.mark.parametrize("kind", ["patch", "seed"])
+def test_two_discriminator_calls_one_backward(kind):
+    # the trainer scores the real and the fake pair separately, then backprops their sum;
+    # spectral norm's in-place power iteration must not break that
+    D = Discriminator(kind, 0.25, spectral=True).train()
+    gray, mask, ab = inputs(2, 32)
+    real, fake = D(gray, ab * mask, mask), D(gray, ab, mask)
+    (real.mean() - fake.mean()).backward()
+    assert all(p.grad is not None for p in D.parameters())

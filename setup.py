@@ -16,7 +16,7 @@ setup(
         "numpy>=1.24",
         "scikit-image>=0.22",
         "tensorboard>=2.14",
-        "albumentations>=1.4,<3",
+        "albumentations>=2.0,<3",
         "pyyaml>=6",
         "tqdm>=4.60",
         "pillow>=10",
@@ -25,7 +25,7 @@ setup(
     entry_points={
         "console_scripts": [
             "gan-colorize=gan_colorize.colorize:main",
-            "gan-colorize-train=gan_colorize.trainer:main",
+            "gan-colorize-train=gan_colorize.cli:train_main",
             "gan-colorize-evaluate=gan_colorize.evaluation:main",
             "gan-colorize-masks=gan_colorize.masks:main",
         ]

@@ -30,6 +30,8 @@ class DataConfig:
     cache_dir: str = "~/.cache/gan_colorize"
     workers: int = 2                 # DataLoader workers per process
     min_ab_range: float = 5.0        # images whose ab range is below this are left out
+    val_fraction: float = 0.1        # `folder` split: share of images (by path hash) for val
+    test_fraction: float = 0.1       # ... and for test
 
 
 @dataclass
@@ -292,6 +294,9 @@ def validate(cfg, check_paths=True):
          "must be 0 or a positive multiple of 32")
     need("data.workers", d.workers >= 0, "must be >= 0")
     need("data.min_ab_range", d.min_ab_range >= 0, "must be >= 0")
+    need("data.val_fraction", 0 <= d.val_fraction < 1, "must be in [0, 1)")
+    need("data.test_fraction", 0 <= d.test_fraction < 1 and d.val_fraction + d.test_fraction < 1,
+         "must be in [0, 1) with val_fraction + test_fraction < 1")
     need("model.width", 0 < cfg.model.width <= 8, "must be in (0, 8]")
     for k in ("lr_g", "lr_d"):
         need(f"train.{k}", math.isfinite(getattr(t, k)) and getattr(t, k) > 0, "must be > 0")

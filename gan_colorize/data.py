@@ -294,11 +294,12 @@ def _decode(record, short, min_ab):
 
 def _cache_key(cfg_data, split, short, records):
     h = hashlib.sha1()
-    head = [CACHE_VERSION, cfg_data.name, os.path.abspath(os.path.expanduser(str(cfg_data.root or ""))),
+    root = str(getattr(cfg_data, "root", "") or "")
+    head = [CACHE_VERSION, cfg_data.name, os.path.abspath(os.path.expanduser(root)) if root else "",
             split, short, float(getattr(cfg_data, "min_ab_range", 5.0))]
     h.update(json.dumps(head).encode())
     for r in records:
-        parts = [r.key]
+        parts = [r.key, r.path, r.seg_path]
         for p in (r.path, r.seg_path):
             try:
                 st = os.stat(p) if p else None
@@ -349,16 +350,28 @@ class ImageCache:
     # -- build ---------------------------------------------------------------------------------
     @staticmethod
     def _read_index(path):
+        """The index of a complete cache folder, or None (absent, old version, damaged)."""
+        folder = os.path.dirname(path)
         try:
             with open(path) as f:
                 index = json.load(f)
-            return index if index.get("version") == CACHE_VERSION else None
-        except (OSError, ValueError):
+            complete = (index.get("version") == CACHE_VERSION
+                        and os.path.getsize(os.path.join(folder, "images.u8")) == index["images_bytes"]
+                        and os.path.getsize(os.path.join(folder, "segs.u8")) == index["segs_bytes"])
+            return index if complete else None
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
 
     def _build(self, records, cache_root, progress, workers):
         from tqdm import tqdm
         os.makedirs(cache_root, exist_ok=True)
+        for f in os.listdir(cache_root):  # left by builds that were killed (SIGKILL, power loss)
+            p = os.path.join(cache_root, f)
+            try:
+                if f.startswith(f".{os.path.basename(self.dir)}.tmp-") and time.time() - os.path.getmtime(p) > 86400:
+                    shutil.rmtree(p, ignore_errors=True)
+            except OSError:
+                pass
         t0 = time.perf_counter()
         tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(self.dir)}.tmp-", dir=cache_root)
         try:
@@ -388,6 +401,9 @@ class ImageCache:
                         seg_offset += seg.nbytes
                     images.append(entry)
                 bar.close()
+                for f in (fi, fs):  # on disk before the index that points into them
+                    f.flush()
+                    os.fsync(f.fileno())
             self.build_seconds = time.perf_counter() - t0
             index = {"version": CACHE_VERSION, "name": self.name, "split": self.split,
                      "size": self.size, "short_side": self.short_side,
@@ -398,11 +414,17 @@ class ImageCache:
             self._report(index)  # before saving: a dataset with nothing usable is not cached
             with open(os.path.join(tmp, "index.json"), "w") as f:
                 json.dump(index, f)
+                f.flush()
+                os.fsync(f.fileno())
+            if os.path.isdir(self.dir) and self._read_index(os.path.join(self.dir, "index.json")) is None:
+                shutil.rmtree(self.dir, ignore_errors=True)  # a damaged cache (e.g. edited by hand)
             try:
                 os.replace(tmp, self.dir)
             except OSError:  # another process finished the same cache first: use theirs
-                if self._read_index(os.path.join(self.dir, "index.json")) is None:
+                theirs = self._read_index(os.path.join(self.dir, "index.json"))
+                if theirs is None:
                     raise
+                index = theirs
             self.built_now = True
             log.info("cached %d images of %s/%s in %.1f s -> %s", len(images), self.name,
                      self.split, self.build_seconds, self.dir)
@@ -650,9 +672,8 @@ class ResumableSampler(torch.utils.data.Sampler):
         else:
             order = np.tile(np.arange(self.n), reps)
         pos = np.arange(len(order))
-        if self.even and len(order) % self.world_size:
-            pad = self.world_size - len(order) % self.world_size
-            order = np.concatenate([order, order[:pad]])
+        if self.even and len(order) % self.world_size:  # wrap around to equal shares
+            order = np.resize(order, math.ceil(len(order) / self.world_size) * self.world_size)
             pos = np.arange(len(order))
         return pos[self.rank::self.world_size], order[self.rank::self.world_size]
 
@@ -685,9 +706,7 @@ def _worker_init(_):
 def resolve_mask_spec(spec):
     """A mask spec string, or a folder / file of mask images -> a MaskSampler spec."""
     p = os.path.expanduser(str(spec))
-    if os.path.isdir(p) or (os.path.isfile(p) and "=" not in spec and ":" not in os.path.basename(p)):
-        return f"file={spec}"
-    return spec
+    return f"file={spec}" if os.path.isdir(p) or os.path.isfile(p) else spec
 
 
 def build_loader(cfg, split, train, rank=0, world_size=1, *, size=None, mask_spec=None,

@@ -25,7 +25,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from . import checkpoint, color, data, losses
-from .config import cli_main, load_config, save_config
+from .config import save_config
 from .errors import UserError
 from .networks import build_discriminator, build_generator
 
@@ -324,9 +324,11 @@ def threading_is_main():
 
 
 def fixed_batch(cfg, n=8):
-    """The first n held-out (val) images with their fixed evaluation masks, for sample grids."""
-    loader, _ = data.build_loader(cfg, "val", train=False, batch_size=n, max_samples=n, progress=False)
-    return next(iter(loader))
+    """n held-out (val) images spread over the split, with their fixed evaluation masks."""
+    loader, _ = data.build_loader(cfg, "val", train=False, batch_size=n, progress=False)
+    ds = loader.dataset
+    picks = sorted(set(np.linspace(0, len(ds) - 1, n).round().astype(int).tolist()))
+    return torch.utils.data.default_collate([ds[i] for i in picks])
 
 
 @torch.no_grad()
@@ -525,11 +527,11 @@ def _save_png(grid, path):
     torchvision.io.write_png(grid, str(path))
 
 
-@cli_main
-def main(argv=None):
-    cfg = load_config(sys.argv[1:] if argv is None else argv, default_preset="quickstart")
-    result = train(cfg)
-    if dist.is_initialized():
-        dist.destroy_process_group()
-    if result.run_dir is not None and int(os.environ.get("RANK", "0")) == 0:
-        print(f"run_dir: {result.run_dir}")
+def run(cfg):
+    """train(cfg) as a command: leaves the process group, returns the run folder (rank 0)."""
+    try:
+        result = train(cfg)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    return result.run_dir

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings, strategies as st
 from PIL import Image
 
 from gan_colorize import data
@@ -500,6 +501,7 @@ def _cat(batches, key):
     return torch.cat([b[key] for b in batches])
 
 
+@pytest.mark.filterwarnings("ignore:folder/train")
 def test_eval_loader_independent_of_batch_size_and_workers(tree, tmp_path):
     d = dcfg(tree, tmp_path)
     runs = []
@@ -516,6 +518,7 @@ def test_eval_loader_independent_of_batch_size_and_workers(tree, tmp_path):
     assert _cat(runs[0], "index").tolist() == list(range(len(GOOD)))
 
 
+@pytest.mark.filterwarnings("ignore:folder/train")
 def test_train_loader_deterministic_and_resumable(tree, tmp_path):
     d = dcfg(tree, tmp_path)
     out = []
@@ -575,3 +578,46 @@ def test_cache_pickles_without_pixels(sample_cache):
     assert len(blob) < 20_000
     clone = pickle.loads(blob)
     assert np.array_equal(clone.image(3), sample_cache.image(3))
+
+
+def test_damaged_cache_is_rebuilt(tmp_path):
+    d = dcfg("", tmp_path, name="samples", size=32)
+    a, _ = build(d)
+    with open(os.path.join(a.dir, "images.u8"), "r+b") as f:
+        f.truncate(100)  # e.g. a disk that filled up under someone else's hands
+    b, _ = build(d)
+    assert b.built_now and b.dir == a.dir and len(b) == 5
+    assert os.path.getsize(os.path.join(b.dir, "images.u8")) == sum(h * w * 3 for h, w in b.shapes)
+
+
+def test_samples_cache_does_not_depend_on_cwd(tmp_path, monkeypatch):
+    d = dcfg("", tmp_path, name="samples", size=32)
+    a, _ = build(d)
+    monkeypatch.chdir(tmp_path)
+    b, _ = build(d)
+    assert b.dir == a.dir and not b.built_now
+
+
+def test_broken_segmentation_only_loses_the_segmentation(f17_with_segs, tmp_path):
+    (f17_with_segs / "trimaps" / "image_0002.png").write_bytes(b"broken")
+    cache, _ = build(dcfg(f17_with_segs, tmp_path, name="flowers17", size=32))
+    assert len(cache) == 4 and cache.has_seg.tolist() == [True, False, True, False]
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 30), ws=st.integers(1, 4), min_len=st.integers(0, 40),
+       seed=st.integers(0, 99), epoch=st.integers(0, 5), data_=st.data())
+def test_sampler_properties(n, ws, min_len, seed, epoch, data_):
+    """For any shape of run: ranks get equal shares that cover every index; a resumed epoch is
+    exactly the tail of the uninterrupted one."""
+    ranks = [ResumableSampler(n, True, seed, r, ws, min_len=min_len, tag_epoch=True) for r in range(ws)]
+    for s in ranks:
+        s.set_epoch(epoch)
+    full = [list(s) for s in ranks]
+    assert len({len(f) for f in full}) == 1 and len(full[0]) == len(ranks[0])
+    assert {i for f in full for _, _, i in f} == set(range(n))
+    assert sum(len(f) for f in full) >= max(n, min_len)
+    r = data_.draw(st.integers(0, ws - 1))
+    k = data_.draw(st.integers(0, len(full[r])))
+    ranks[r].set_start(k)
+    assert len(ranks[r]) == len(full[r]) - k and list(ranks[r]) == full[r][k:]

@@ -28,8 +28,14 @@ def _one_image(size=32):
     return gray, ab_real, mask
 
 
+@pytest.fixture(autouse=True)
+def _cache_in_tmp(tmp_path_factory, monkeypatch):
+    # The image cache goes to a per-session temp folder, not the user's ~/.cache.
+    monkeypatch.setenv("GAN_COLORIZE_TEST_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
 def _tiny(argv=()):
-    return load_config(["--config", "quickstart", "--model.width", "0.25", "--data.size", "32",
+    return load_config(["--config", "quickstart", "--data.cache_dir", os.environ["GAN_COLORIZE_TEST_CACHE"], "--model.width", "0.25", "--data.size", "32",
                         "--train.batch_size", "2", "--data.workers", "0", "--train.precision", "fp32",
                         "--train.log_every", "1", "--train.sample_every", "1000",
                         "--train.latest_every", "1000", "--train.ckpt_every", "1000", *argv])

@@ -2,15 +2,30 @@
 costs a fraction of a second, not the seconds that importing torch and the models takes."""
 import os
 import sys
+import warnings
 
 from .config import cli_main, load_config
+
+
+def _warning_line(message, category, filename, lineno, line=None):
+    # The default format adds the source line that raised the warning: noise for a CLI user.
+    return f"warning: {' '.join(str(message).split())}\n"
 
 
 @cli_main
 def train_main(argv=None):
     """`python train.py [--config PRESET] [--section.key value ...]`; prints `run_dir: PATH` last."""
     cfg = load_config(sys.argv[1:] if argv is None else argv, default_preset="quickstart")
-    from .trainer import run
-    run_dir = run(cfg)
+    old_format, warnings.formatwarning = warnings.formatwarning, _warning_line
+    try:
+        from .trainer import run
+        run_dir = run(cfg)
+    except KeyboardInterrupt:
+        # Ctrl-C before the training loop installed its handler (imports, the data cache), or a
+        # second Ctrl-C; checkpoints are written atomically, so the last one is intact
+        print("interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+    finally:
+        warnings.formatwarning = old_format
     if run_dir is not None and int(os.environ.get("RANK", "0")) == 0:
         print(f"run_dir: {run_dir}")

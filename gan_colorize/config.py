@@ -21,6 +21,11 @@ CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 class ConfigError(UserError):
     """A bad config key or value; the message names the key."""
 
+    def __init__(self, message=""):
+        # keys and values are user text: a newline or other control character in one must not
+        # break the one-line message, so they are shown escaped (\n, \x00, ...)
+        super().__init__("".join(c if c.isprintable() else repr(c)[1:-1] for c in str(message)))
+
 
 @dataclass
 class DataConfig:
@@ -345,13 +350,25 @@ def save_config(cfg, path):
     os.replace(tmp, path)
 
 
+def one_line(err):
+    """The message of a UserError as one line. One raised in a DataLoader worker comes back as
+    "Caught UserError in DataLoader worker ...\nOriginal Traceback ...\n<module>.UserError: msg":
+    only its last line, without the class name, is the user's message."""
+    lines = str(err).strip().splitlines()
+    if len(lines) > 1 and lines[0].startswith("Caught "):
+        last = lines[-1]
+        head, sep, rest = last.partition(": ")
+        return rest if sep and head.rsplit(".", 1)[-1] == type(err).__name__ else last
+    return " ".join(lines)
+
+
 def cli_main(fn):
     """Run fn(); a UserError becomes `error: <message>` on stderr and exit status 2."""
     def wrapped(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except UserError as err:
-            print(f"error: {err}", file=sys.stderr)
+            print(f"error: {one_line(err)}", file=sys.stderr)
             raise SystemExit(2) from None
     wrapped.__name__ = fn.__name__
     wrapped.__doc__ = fn.__doc__

@@ -448,6 +448,12 @@ class ImageCache:
     def _report(self, index):
         n_bad, n_low, n_ok = len(index["skipped"]), len(index["low_colour"]), len(index["images"])
         where = f"{self.name}/{self.split}"
+        if n_ok == 0:  # raised before the warnings: no index.json is written to hold the reasons
+            bad = index["skipped"][0] if n_bad else None
+            example = f"; e.g. {bad['reason']}" if bad else ""
+            files = _summary([s["path"] for s in index["skipped"] + index["low_colour"]])
+            raise UserError(f"{where}: no usable image among {index['n_records']} files "
+                            f"({n_bad} unreadable, {n_low} without colour: {files}){example}")
         if n_bad:
             warnings.warn(f"{where}: skipped {n_bad} of {index['n_records']} image files that could "
                           f"not be read: {_summary([s['path'] for s in index['skipped']])} "
@@ -456,9 +462,6 @@ class ImageCache:
             warnings.warn(f"{where}: left out {n_low} of {index['n_records']} images with almost "
                           f"no colour (ab range < data.min_ab_range={self.min_ab_range:g}): "
                           f"{_summary([s['path'] for s in index['low_colour']])}", stacklevel=4)
-        if n_ok == 0:
-            raise UserError(f"{where}: no usable image among {index['n_records']} files "
-                            f"({n_bad} unreadable, {n_low} without colour)")
 
     # -- use -----------------------------------------------------------------------------------
     def _load(self, index):
@@ -696,6 +699,15 @@ class ResumableSampler(torch.utils.data.Sampler):
 
 
 def _worker_init(_):
+    # Ctrl-C in a terminal (or `kill -TERM -- -PGID`) signals the whole process group. The main
+    # process then finishes its step, saves and shuts the workers down itself; a worker killed
+    # first would crash it mid-step instead. So workers leave the group. They still stop when the
+    # main process asks (SIGTERM from the parent) or dies (DataLoader's watchdog).
+    if hasattr(os, "setpgid"):
+        try:
+            os.setpgid(0, 0)
+        except OSError:
+            pass
     try:  # OpenCV's own thread pool per worker process only oversubscribes the cores
         import cv2
         cv2.setNumThreads(1)

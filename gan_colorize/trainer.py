@@ -15,6 +15,7 @@ import random
 import signal
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -279,12 +280,21 @@ def make_run_dir(cfg, resume_path):
         run_dir = Path(cfg.train.out_dir) / name
     try:
         (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+        for tmp in (run_dir / "checkpoints").glob(".*.tmp"):
+            tmp.unlink()  # a save killed midway (SIGKILL, power loss); only this run writes here
         probe = run_dir / ".write_probe"
         probe.write_bytes(b"0" * 4096)
         probe.unlink()
     except OSError as err:
         raise UserError(f"train.out_dir: cannot write to {run_dir}: {err.strerror or err}") from None
     return run_dir
+
+
+def all_finite(*modules):
+    """True when every floating tensor (parameters and buffers) of the modules is finite."""
+    flags = [torch.isfinite(t).all() for mod in modules for t in mod.state_dict().values()
+             if t.is_floating_point()]
+    return bool(torch.stack(flags).all()) if flags else True
 
 
 def broadcast(obj, env):
@@ -382,7 +392,9 @@ def train(cfg, stop_at=None):
                                         world_size=env.world_size)
     m = build_models(cfg, env)
     step, epoch, batch_in_epoch, bad_steps = 0, 0, 0, 0
+    last_saved = None   # step of the newest good checkpoint on disk
     if state is not None:
+        last_saved = state["step"]
         restore_state(m, state, cfg)
         step, epoch, batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
         bad_steps = state.get("bad_steps", 0)
@@ -416,12 +428,20 @@ def train(cfg, stop_at=None):
                         f"{cfg.train.batch_size} x {env.world_size} process(es)")
 
     def save(numbered=False):
+        """Write latest.pt (and step_N.pt); False when the state is not worth keeping."""
+        nonlocal last_saved
         if not env.is_main:
-            return
+            return True
+        if bad_steps or not all_finite(m.g, m.d, m.g_ema):
+            # inside a run of non-finite steps (or with overflowed weights) the state may be the
+            # very thing that diverges: keep the last good checkpoint instead of replacing it
+            return False
         st = make_state(m, cfg, step, epoch, batch_in_epoch, bad_steps)
         checkpoint.save(st, ckpt_dir / "latest.pt")
         if numbered:
             checkpoint.save(st, ckpt_dir / f"step_{step:07d}.pt")
+        last_saved = step
+        return True
 
     history, sums, n_sum = [], {}, 0
     t_log, imgs_since = time.perf_counter(), 0
@@ -443,8 +463,12 @@ def train(cfg, stop_at=None):
                     ab_shown = losses.real_pair_ab(ab_real, mask, cfg.loss.real_target)
                     d_terms, d_ok = d_step(d_train, m.opt_d, gray, mask, ab_shown, ab_fake, cfg.loss, env)
                     g_terms, g_ok = g_step(m.d, m.opt_g, gray, mask, ab_real, ab_fake, cfg.loss, env)
-                    m.sched_g.step()
-                    m.sched_d.step()
+                    with warnings.catch_warnings():
+                        # a skipped first optimizer step makes torch warn about the call order;
+                        # the schedule is a function of the step, so nothing is off
+                        warnings.simplefilter("ignore", UserWarning)
+                        m.sched_g.step()
+                        m.sched_d.step()
                     step += 1
                     batch_in_epoch += 1
                     imgs_since += gray.shape[0] * env.world_size
@@ -457,10 +481,12 @@ def train(cfg, stop_at=None):
                     else:
                         bad_steps += 1
                         if bad_steps >= cfg.train.max_bad_steps:
+                            kept = (f"the last good checkpoint (step {last_saved}) is kept in "
+                                    f"{ckpt_dir / 'latest.pt'}" if last_saved is not None and ckpt_dir
+                                    else "no checkpoint was written")
                             raise UserError(
                                 f"stopping: {bad_steps} steps in a row had non-finite losses (at step "
-                                f"{step}); the last good checkpoint is kept in "
-                                f"{ckpt_dir or 'the run folder'}; try a lower learning rate or fp32")
+                                f"{step}); {kept}; try a lower learning rate or fp32")
                     if batch_in_epoch >= steps_per_epoch:
                         epoch, batch_in_epoch = epoch + 1, 0
                     if step % cfg.train.log_every == 0 or step == last:
@@ -497,8 +523,14 @@ def train(cfg, stop_at=None):
             for b in module.buffers():
                 dist.broadcast(b, src=0)
     if stopped_by and env.is_main:
-        print(f"{stopped_by}: saved {ckpt_dir / 'latest.pt'} at step {step}; "
-              f"continue with --resume auto", file=sys.stderr)
+        latest = ckpt_dir / "latest.pt"
+        if last_saved == step:
+            print(f"{stopped_by}: saved {latest} at step {step}; continue with --resume auto",
+                  file=sys.stderr)
+        else:
+            kept = f"kept {latest} from step {last_saved}" if last_saved is not None else "no checkpoint"
+            print(f"{stopped_by}: stopped at step {step} in a run of non-finite steps, not saved; "
+                  f"{kept}", file=sys.stderr)
     return TrainResult(run_dir, step, history, m, stopped_by)
 
 

@@ -1,0 +1,1 @@
+"""Speed and memory benchmarks (plain scripts: python bench/<name>.py --help)."""

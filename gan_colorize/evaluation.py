@@ -1,0 +1,423 @@
+"""Score a checkpoint's G_ema on a split, next to two baselines, per mask family.
+
+    python evaluate.py --checkpoint runs/RUN/checkpoints/latest.pt [--out DIR]
+        [--device auto|cpu|cuda] [--precision auto|fp32|bf16]
+        [--eval.split test] [--eval.masks SPEC_OR_FOLDER] [--eval.seed 0] [--eval.size 0]
+        [--eval.max_samples N] [--eval.batch_size B] [--data.root DIR] [--section.key VALUE ...]
+
+The config is the checkpoint's own (checkpoint['config']) with the command-line overrides on
+top, validated; model.* cannot change (the weights fix the architecture). Samples come from
+data.build_loader's eval dataset: deterministic centre crops at eval.size (0 = data.size), one
+mask per sample from masks.mask_rng(eval.seed, index), so the numbers depend on neither batch size
+nor worker count; masks.pairing=all (with a fixed spec such as impa) pairs every image with
+every mask instead. eval.masks may be a family spec (masks.MaskSampler) or a folder of mask
+files: sample i then gets file i % n (sorted), family 'file'.
+
+Sources, all scored by metrics.compute_metrics on the same samples and masks:
+  model   G_ema's RAW output ab (no compositing with the mask), with the input L
+  gray    ab = 0 everywhere (leak 0, fill 0)
+  oracle  the desired image, ab_true * mask (leak 0; the ceiling of every in-mask score)
+fp32 on CPU (exact, reproducible), bf16 autocast on CUDA unless --precision says otherwise.
+
+Written to --out (default <run_dir>/eval/<split>-<masks-slug>):
+  metrics.json   {"results": {source: {"overall"|family: {metric: value, "n": count}}},
+                  "checkpoint", "step", "split", "masks", "seed", "size", "pairing",
+                  "n_samples", "families", "device", "precision", "extras", "config"};
+                  undefined values (e.g. leak under a full mask) are null
+  metrics.csv    one row per (source, group): source, group, n, metric columns
+  per_sample.csv the model's metrics per sample: index, image key, family, mask coverage
+  sheet.png      rows gray | mask | output | desired for the first 8 samples
+  config.json    the resolved config
+and a table of the overall rows is printed.
+
+Optional extras, never downloaded: FID (torchvision Inception-v3 pool features, output vs the
+desired images, overall only; noisy below a few thousand samples) when
+<torch hub dir>/checkpoints/inception_v3_google-0cc3c7bd.pth exists, and LPIPS (output vs
+desired, per image) when the `lpips` package is installed and alexnet-owt-7be5be79.pth is in the
+same folder. Otherwise one line says what to put where.
+"""
+import copy
+import csv
+import json
+import math
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+from .config import (ConfigError, Config, _set, cli_main, parse_overrides, save_config,
+                     usage, validate)
+from .errors import UserError
+
+SOURCES = ("model", "gray", "oracle")
+SHEET_ROWS = 8
+TABLE_METRICS = ("leak", "leak_px", "edge_leak", "fill", "psnr_in", "ssim_in", "psnr", "auc_in",
+                 "colorfulness")
+OWN_FLAGS = ("--checkpoint", "--out", "--device", "--precision")
+
+
+# ---------------------------------------------------------------------------------------------
+# command line
+
+def parse_args(argv):
+    """-> (own: {checkpoint, out, device, precision}, config overrides [(key, value)])."""
+    own = {"checkpoint": None, "out": None, "device": "auto", "precision": "auto"}
+    rest, i = [], 0
+    while i < len(argv):
+        arg = argv[i]
+        name, eq, value = arg.partition("=")
+        if name in OWN_FLAGS:
+            if not eq:
+                if i + 1 >= len(argv):
+                    raise UserError(f"{name}: missing value")
+                value = argv[i + 1]
+                i += 1
+            own[name[2:]] = value
+        else:
+            rest.append(arg)
+        i += 1
+    if not own["checkpoint"]:
+        raise UserError("--checkpoint is required (e.g. runs/RUN/checkpoints/latest.pt)")
+    preset, pairs = parse_overrides(rest)
+    if preset is not None:
+        raise ConfigError("--config: evaluation starts from the checkpoint's config; "
+                          "override single keys (--section.key VALUE) instead")
+    probe = Config()
+    for key, value in pairs:  # unknown keys and bad types fail here, before torch loads
+        _set(probe, key, value)
+    return own, pairs
+
+
+def eval_config(state, path, overrides):
+    """The checkpoint's config with `overrides` applied and validated."""
+    from .colorize import checkpoint_config
+    saved = checkpoint_config(state, path)
+    cfg = copy.deepcopy(saved)
+    for key, value in overrides:
+        _set(cfg, key, value)
+    if cfg.model != saved.model:
+        raise ConfigError("model.*: the architecture comes from the checkpoint and cannot be "
+                          "overridden for evaluation")
+    # data.root and friends are checked by the data pipeline, with their own messages
+    validate(cfg, check_paths=False)
+    return cfg
+
+
+def mask_slug(spec):
+    """A folder-name-safe short form of a mask spec or folder: 'impa:1,brush' -> 'impa_1_brush'."""
+    p = os.path.expanduser(spec)
+    text = (Path(p).resolve().name or "masks") if os.path.isdir(p) else spec
+    return re.sub(r"[^A-Za-z0-9=.-]+", "_", text).strip("_.")[:80] or "masks"
+
+
+def default_out(ckpt, split, spec):
+    ckpt = Path(ckpt)
+    run_dir = ckpt.parents[1] if ckpt.parent.name == "checkpoints" else ckpt.parent
+    return run_dir / "eval" / f"{split}-{mask_slug(spec)}"
+
+
+# ---------------------------------------------------------------------------------------------
+# optional extras: FID and LPIPS, only from weights already on disk
+
+def _weights_file(weights_enum_name):
+    import torch
+    import torchvision.models as tvm
+    url = getattr(tvm, weights_enum_name).IMAGENET1K_V1.url
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url), url
+
+
+def extras_status():
+    """-> (fid weights path or None, lpips available (bool), note line or None)."""
+    import importlib.util
+    fid_file, fid_url = _weights_file("Inception_V3_Weights")
+    alex_file, alex_url = _weights_file("AlexNet_Weights")
+    fid = fid_file if fid_file.is_file() else None
+    has_pkg = importlib.util.find_spec("lpips") is not None
+    lpips_ok = has_pkg and alex_file.is_file()
+    parts = []
+    if fid is None:
+        parts.append(f"for FID put {fid_file.name} ({fid_url}) into {fid_file.parent}/")
+    if not lpips_ok:
+        need = ([] if has_pkg else ["pip install lpips"]) + (
+            [] if alex_file.is_file() else [f"put {alex_file.name} ({alex_url}) into {alex_file.parent}/"])
+        parts.append("for LPIPS " + " and ".join(need))
+    note = None
+    if parts:
+        off = " and ".join(n for n, ok in (("FID", fid), ("LPIPS", lpips_ok)) if not ok)
+        note = f"note: {off} skipped (nothing is downloaded): " + "; ".join(parts)
+    return fid, lpips_ok, note
+
+
+class InceptionFeatures:
+    """2048-d pool features of torchvision's Inception-v3 from a local weights file.
+    __call__(rgb (N,3,H,W) in [0,1]) -> float64 (N,2048)."""
+
+    def __init__(self, path, device):
+        import torch
+        from torchvision.models import inception_v3
+        net = inception_v3(weights=None, aux_logits=True, transform_input=False, init_weights=False)
+        net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        net.fc = torch.nn.Identity()
+        self.net = net.eval().requires_grad_(False).to(device)
+
+    def __call__(self, rgb):
+        import torch.nn.functional as F
+        x = F.interpolate(rgb.float(), size=(299, 299), mode="bilinear", align_corners=False,
+                          antialias=True)
+        # the Google weights expect [-1,1]: what transform_input makes of ImageNet-normalised input
+        return self.net(x * 2 - 1).double()
+
+
+def frechet_distance(a, b):
+    """FID between feature sets a (n,d) and b (m,d) -> float (NaN with < 2 samples in either).
+
+    |mu_a - mu_b|^2 + tr S_a + tr S_b - 2 tr sqrt(S_a S_b). The last trace is the sum of the
+    square roots of the eigenvalues of S_a S_b; with centred features A, B these are the squared
+    singular values of A B^T / sqrt((n-1)(m-1)), so for n, m <= d an (n,m) SVD replaces the
+    (d,d) matrix square root (exact, and seconds instead of minutes at d = 2048)."""
+    import numpy as np
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    n, m = len(a), len(b)
+    if n < 2 or m < 2:
+        return math.nan
+    A, B = a - a.mean(0), b - b.mean(0)
+    tr_a, tr_b = (A * A).sum() / (n - 1), (B * B).sum() / (m - 1)
+    if min(n, m) <= a.shape[1]:
+        cross = np.linalg.svd(A @ B.T, compute_uv=False).sum() / math.sqrt((n - 1) * (m - 1))
+    else:
+        sa, sb = A.T @ A / (n - 1), B.T @ B / (m - 1)
+        w, v = np.linalg.eigh(sa)
+        root = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+        cross = np.sqrt(np.clip(np.linalg.eigvalsh(root @ sb @ root), 0, None)).sum()
+    diff = a.mean(0) - b.mean(0)
+    return float(diff @ diff + tr_a + tr_b - 2 * cross)
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluation
+
+def _nan_to_none(x):
+    if isinstance(x, dict):
+        return {k: _nan_to_none(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_nan_to_none(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def _sample_key(ds, i):
+    try:
+        return ds.cache.keys[int(ds.ids[i // ds.n_masks])]
+    except (AttributeError, IndexError, TypeError):
+        return ""
+
+
+def evaluate(ckpt, cfg, state, out_dir, device="auto", precision="auto", progress=True,
+             log=print):
+    """Score G_ema of `state` (loaded from `ckpt`) under `cfg`; write the files to out_dir.
+    Returns the metrics.json dict (NaN as float here; null in the file)."""
+    import torch
+    from tqdm import tqdm
+
+    from . import color, data
+    from .colorize import load_generator, resolve_device, resolve_precision
+    from .masks import list_mask_files, load_mask_file
+    from .metrics import METRIC_NAMES, MetricAccumulator, compute_metrics
+
+    dev = resolve_device(device)
+    amp = resolve_precision(precision, dev)
+    g, _, _ = load_generator(ckpt, dev, state=state)
+    e = cfg.eval
+    size = e.size or cfg.data.size
+    spec_path = os.path.expanduser(e.masks)
+    folder_files = None
+    mask_spec = e.masks
+    if os.path.isdir(spec_path) and cfg.masks.pairing != "all":
+        files = list_mask_files(spec_path)
+        folder_files = torch.stack([torch.from_numpy(load_mask_file(f, size, size)) for f in files])
+        mask_spec = "empty"  # the loader's own draw is replaced below: file i % n
+    loader, _ = data.build_loader(cfg, e.split, train=False, size=size, mask_spec=mask_spec,
+                                  batch_size=e.batch_size, max_samples=e.max_samples)
+    ds = loader.dataset
+    families = ["file"] if folder_files is not None else list(ds.sampler.families)
+
+    fid_path, lpips_ok, note = extras_status()
+    if note:
+        log(note, file=sys.stderr)
+    inception = InceptionFeatures(fid_path, dev) if fid_path else None
+    lpips_net = None
+    if lpips_ok:
+        import lpips
+        lpips_net = lpips.LPIPS(net="alex", verbose=False).to(dev).eval()
+    feats = {s: [] for s in SOURCES + ("desired",)}
+
+    accs = {s: MetricAccumulator() for s in SOURCES}
+    per_sample, tiles = [], []
+    t0 = time.perf_counter()
+    bar = tqdm(loader, total=len(loader), desc="eval", unit="batch", dynamic_ncols=True,
+               disable=not progress, mininterval=0.5 if sys.stderr.isatty() else 10)
+    with torch.inference_mode():
+        for batch in bar:
+            rgb = batch["rgb"].to(dev)
+            index = batch["index"].tolist()
+            if folder_files is not None:
+                mask = folder_files[[i % len(folder_files) for i in index]][:, None].to(dev)
+                fams = ["file"] * len(index)
+            else:
+                mask = batch["mask"].to(dev)
+                fams = [families[f] for f in batch["family"].tolist()]
+            gray, ab_real = color.rgb_uint8_to_model(rgb)
+            if amp is not None:
+                with torch.autocast(dev.type, dtype=amp):
+                    ab_fake = g(gray, mask)
+            else:
+                ab_fake = g(gray, mask)
+            ab = {"model": ab_fake.float(), "gray": torch.zeros_like(ab_real),
+                  "oracle": ab_real * mask}
+            lab_true = color.model_to_lab(gray, ab_real)
+            rgb_desired = color.model_to_rgb(gray, ab["oracle"])
+            # one call for the three sources: the metric code's fixed costs are per call
+            nb = len(index)
+            lab_out = color.model_to_lab(gray.repeat(3, 1, 1, 1), torch.cat([ab[s] for s in SOURCES]))
+            m_all = compute_metrics(lab_out, lab_true.repeat(3, 1, 1, 1), mask.repeat(3, 1, 1, 1))
+            for k, s in enumerate(SOURCES):
+                m = {name: v[k * nb:(k + 1) * nb] for name, v in m_all.items()}
+                need_rgb = lpips_net is not None or inception is not None
+                rgb_s = color.model_to_rgb(gray, ab[s]) if need_rgb else None
+                if lpips_net is not None:
+                    m["lpips"] = lpips_net(rgb_s * 2 - 1, rgb_desired * 2 - 1).reshape(-1).double()
+                if inception is not None and s != "oracle":  # the oracle IS the desired image
+                    feats[s].append(inception(rgb_s).cpu())
+                accs[s].update(m, fams)
+                if s == "model":
+                    cov = mask.flatten(1).mean(1).tolist()
+                    cols = {name: v.double().cpu().tolist() for name, v in m.items()}
+                    for j, i in enumerate(index):
+                        per_sample.append({"index": i, "key": _sample_key(ds, i), "family": fams[j],
+                                           "coverage": cov[j], **{c: v[j] for c, v in cols.items()}})
+            if inception is not None:
+                feats["desired"].append(inception(rgb_desired).cpu())
+            if len(tiles) < SHEET_ROWS:
+                k = SHEET_ROWS - len(tiles)
+                rows = torch.stack([color.model_to_rgb(gray, ab["gray"]), mask.expand(-1, 3, -1, -1),
+                                    color.model_to_rgb(gray, ab["model"]), rgb_desired], 1)[:k]
+                tiles += list(rows.float().cpu())
+    bar.close()
+    seconds = time.perf_counter() - t0
+
+    results = {s: accs[s].summary() for s in SOURCES}
+    extras = []
+    if lpips_net is not None:
+        extras.append("lpips")
+    if inception is not None:
+        extras.append("fid")
+        desired = torch.cat(feats["desired"]).numpy()
+        for s in SOURCES:
+            f = desired if s == "oracle" else torch.cat(feats[s]).numpy()
+            results[s]["overall"]["fid"] = frechet_distance(f, desired)
+    n = len(per_sample)
+    report = {
+        "checkpoint": str(Path(ckpt).resolve()), "step": state.get("step"),
+        "split": e.split, "masks": e.masks, "seed": e.seed, "size": size,
+        "pairing": cfg.masks.pairing, "n_samples": n, "families": families,
+        "device": str(dev), "precision": "bf16" if amp is not None else "fp32",
+        "metrics": list(METRIC_NAMES) + extras, "extras": extras,
+        "results": results, "config": cfg.to_dict(),
+    }
+    _write(out_dir, report, per_sample, tiles, cfg)
+    log(format_table(report), file=sys.stdout)
+    log(f"{n} samples in {seconds:.1f} s; wrote {out_dir}", file=sys.stdout)
+    return report
+
+
+def _write(out_dir, report, per_sample, tiles, cfg):
+    import torch
+    import torchvision
+    from PIL import Image
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        tmp = out_dir / ".metrics.json.tmp"
+        tmp.write_text(json.dumps(_nan_to_none(report), indent=2) + "\n")
+        os.replace(tmp, out_dir / "metrics.json")
+        metrics = report["metrics"]
+        with open(out_dir / "metrics.csv", "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["source", "group", "n", *metrics])
+            for source, groups in report["results"].items():
+                for group, vals in groups.items():
+                    w.writerow([source, group, vals["n"], *(_cell(vals.get(k)) for k in metrics)])
+        with open(out_dir / "per_sample.csv", "w", newline="") as f:
+            keys = [k for k in (per_sample[0] if per_sample else {}) if k not in ("index", "key", "family")]
+            w = csv.writer(f)
+            w.writerow(["index", "key", "family", *keys])
+            for r in per_sample:
+                w.writerow([r["index"], r["key"], r["family"], *(_cell(r[k]) for k in keys)])
+        if tiles:
+            grid = torchvision.utils.make_grid(torch.stack(tiles).flatten(0, 1).clamp(0, 1), nrow=4,
+                                               padding=2, pad_value=0.5)
+            arr = (grid * 255).round().byte().permute(1, 2, 0).numpy()
+            Image.fromarray(arr).save(out_dir / "sheet.png")
+        save_config(cfg, out_dir / "config.json")
+    except OSError as err:
+        raise UserError(f"--out {out_dir}: cannot write: {err.strerror or err}") from None
+
+
+def _cell(v):
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return ""
+    return f"{v:.6g}" if isinstance(v, float) else v
+
+
+def format_table(report, metrics=TABLE_METRICS):
+    """The printed summary: overall rows of model, gray, oracle (+ the model per family when
+    there is more than one family)."""
+    cols = list(metrics) + [x for x in report.get("extras", []) if x not in metrics]
+    res = report["results"]
+    rows = [(s, "overall", res[s]["overall"]) for s in SOURCES]
+    fams = [f for f in res["model"] if f != "overall"]
+    if len(fams) > 1:
+        rows += [("model", f, res["model"][f]) for f in fams]
+    head = f"{'source':<7} {'group':<12} {'n':>6} " + " ".join(f"{c:>12}" for c in cols)
+    lines = [head, "-" * len(head)]
+    for s, grp, vals in rows:
+        cells = []
+        for c in cols:
+            v = vals.get(c)
+            cells.append(f"{'-':>12}" if v is None or not math.isfinite(v) else f"{v:>12.4g}")
+        lines.append(f"{s:<7} {grp[:12]:<12} {vals['n']:>6} " + " ".join(cells))
+    return "\n".join(lines)
+
+
+def _usage():
+    return ("usage: evaluate.py --checkpoint PATH [--out DIR] [--device auto|cpu|cuda] "
+            "[--precision auto|fp32|bf16] [--section.key VALUE ...]\n"
+            "The config is the checkpoint's own; keys given here override it (eval.* below).\n\n"
+            + usage("evaluate.py").split("\n", 3)[3])
+
+
+@cli_main
+def main(argv=None):
+    """`python evaluate.py --checkpoint C [--out DIR] [--section.key VALUE ...]`."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "-h" in argv or "--help" in argv:
+        print(_usage())
+        return 0
+    own, overrides = parse_args(argv)
+    from .checkpoint import load
+    state = load(own["checkpoint"], map_location="cpu")
+    cfg = eval_config(state, own["checkpoint"], overrides)
+    out = own["out"] or default_out(own["checkpoint"], cfg.eval.split, cfg.eval.masks)
+
+    def log(line, file=sys.stdout):
+        print(line, file=file, flush=True)
+
+    evaluate(own["checkpoint"], cfg, state, out, device=own["device"], precision=own["precision"],
+             log=log)
+    return 0
+
+
+if __name__ == "__main__":
+    main()

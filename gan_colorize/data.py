@@ -708,7 +708,14 @@ def _worker_init(_):
             os.setpgid(0, 0)
         except OSError:
             pass
-    try:  # OpenCV's own thread pool per worker process only oversubscribes the cores
+
+
+def _single_threaded_opencv():
+    # OpenCV's own thread pool in every worker process only oversubscribes the cores. It must be
+    # turned off here, in the parent, before the fork: a forked child that calls setNumThreads
+    # while the parent's pool has run (e.g. an earlier loader with workers=0) waits forever on
+    # pool threads that were not copied into it.
+    try:
         import cv2
         cv2.setNumThreads(1)
     except Exception:
@@ -757,6 +764,8 @@ def build_loader(cfg, split, train, rank=0, world_size=1, *, size=None, mask_spe
     order = ResumableSampler(n, shuffle=train, seed=cfg.train.seed, rank=rank, world_size=world_size,
                              even=train, min_len=bs * world_size if train else 0, tag_epoch=train)
     workers = int(cfg.data.workers)
+    if workers > 0:
+        _single_threaded_opencv()
     loader = torch.utils.data.DataLoader(
         ds, batch_size=bs, sampler=order, num_workers=workers, persistent_workers=workers > 0,
         pin_memory=torch.cuda.is_available(), drop_last=train, worker_init_fn=_worker_init)

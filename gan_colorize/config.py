@@ -280,8 +280,9 @@ def load_config(argv=(), default_preset=None, check_paths=True, prog="train.py")
     return cfg
 
 
-def validate(cfg, check_paths=True):
-    """Raise ConfigError naming the first bad key; cheap, so it runs before any work."""
+def validate(cfg, check_paths=True, training=True):
+    """Raise ConfigError naming the first bad key; cheap, so it runs before any work.
+    training=False (evaluation) skips the checks that only the training loader needs."""
     for key, allowed in CHOICES.items():
         section, name = key.split(".")
         value = getattr(getattr(cfg, section), name)
@@ -331,7 +332,7 @@ def validate(cfg, check_paths=True):
             sampler = MaskSampler(spec)
         except MaskSpecError as err:
             raise ConfigError(f"{key}: {err}") from None
-        if key == "masks.train" and cfg.masks.pairing == "all" and not sampler.is_fixed:
+        if training and key == "masks.train" and cfg.masks.pairing == "all" and not sampler.is_fixed:
             raise ConfigError(f"masks.pairing: 'all' needs fixed mask families (impa, full, empty, "
                               f"file), got {spec!r}")
     if not os.path.isdir(os.path.expanduser(e.masks)):

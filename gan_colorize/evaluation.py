@@ -100,7 +100,7 @@ def eval_config(state, path, overrides):
         raise ConfigError("model.*: the architecture comes from the checkpoint and cannot be "
                           "overridden for evaluation")
     # data.root and friends are checked by the data pipeline, with their own messages
-    validate(cfg, check_paths=False)
+    validate(cfg, check_paths=False, training=False)
     return cfg
 
 

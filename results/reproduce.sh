@@ -22,8 +22,10 @@ declare -A ARGS=(
   [r6c_out1000]="--config flowers17 --loss.mask_weight_out 1000"
 )
 ORDER="r1_study_halfplane r2_study_recipe r3_study_partial r4_unet_impa r5_unet_mixed r6a_huber r6b_out0 r6c_out1000"
-# (a) the impa masks, seen in training; (b) two families no run saw in training
-declare -A EVALS=([impa]="impa:1" [heldout]="superpixels:1,blobs:1")
+# (a) the impa masks, seen in training: every test image with each of the 10 masks;
+# (b) two families no run saw in training: one mask per test image, drawn from (seed 0, index)
+declare -A EVALS=([impa]="--eval.masks impa:1 --masks.pairing all"
+                  [heldout]="--eval.masks superpixels:1,blobs:1 --masks.pairing random")
 
 mode=${1:?usage: reproduce.sh train|eval [RUN...]}; shift
 runs=${*:-$ORDER}
@@ -34,7 +36,7 @@ for run in $runs; do
   else
     for ev in impa heldout; do
       python evaluate.py --checkpoint "$OUT/$run/checkpoints/latest.pt" --eval.split test \
-        --eval.masks "${EVALS[$ev]}" --out "results/flowers17_64/$run/$ev"
+        ${EVALS[$ev]} --out "results/flowers17_64/$run/$ev"
     done
   fi
 done

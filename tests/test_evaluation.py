@@ -111,6 +111,17 @@ def test_same_numbers_twice_and_for_any_batch_size(ckpt, tmp_path):
         [r["coverage"] for r in _rows(tmp_path / "a" / "per_sample.csv")]
 
 
+def test_pairing_all_scores_every_image_with_every_impa_mask(ckpt, tmp_path):
+    # the checkpoint trained on a random mix (not fixed): pairing=all must still work for impa
+    rep = _run(ckpt, tmp_path / "all", "--eval.masks", "impa:1", "--masks.pairing", "all",
+               "--eval.size", "32", "--eval.batch_size", "7")
+    one = _run(ckpt, tmp_path / "one", "--eval.masks", "impa:1", "--eval.size", "32")
+    n_images = one["results"]["model"]["overall"]["n"]
+    assert rep["results"]["model"]["overall"]["n"] == 10 * n_images
+    rows = _rows(tmp_path / "all" / "per_sample.csv")
+    assert all(float(r["coverage"]) == 0.5 for r in rows)
+
+
 def test_mask_folder_takes_file_i_mod_n_and_default_out(ckpt, tmp_path, capsys):
     folder = tmp_path / "my_masks"
     folder.mkdir()

@@ -8,6 +8,7 @@ and the RNG states of python, numpy and torch (CPU and CUDA).
 import os
 import pickle
 import random
+import sys
 import tempfile
 from pathlib import Path
 
@@ -149,3 +150,41 @@ def set_rng_state(state):
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def export_generator(src, dst, half=True):
+    """Write G_ema of training checkpoint `src` alone (with its config and step) to `dst`: what
+    inference needs, a fraction of the size. half=True stores floating tensors as float16;
+    loading casts them back to the model's dtype. -> the exported dict."""
+    state = load(src)
+    if "g_ema" not in state or not isinstance(state.get("config"), dict):
+        raise CheckpointError(f"{src} is not a gan_colorize training checkpoint (needs g_ema and config)")
+    g_ema = {k: (v.half() if half and v.is_floating_point() else v) for k, v in state["g_ema"].items()}
+    out = {"format": state.get("format"), "g_ema": g_ema, "config": state["config"],
+           "step": state.get("step"), "exported_from": os.path.basename(str(src)),
+           "dtype": "float16" if half else "float32"}
+    save(out, dst)
+    return out
+
+
+def main(argv=None):
+    import argparse
+    p = argparse.ArgumentParser(prog="python -m gan_colorize.checkpoint",
+                                description="Export a training checkpoint's G_ema for inference.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    ex = sub.add_parser("export", help="G_ema + config only, float16 by default")
+    ex.add_argument("src")
+    ex.add_argument("dst")
+    ex.add_argument("--fp32", action="store_true", help="keep float32 weights")
+    args = p.parse_args(argv)
+    try:
+        export_generator(args.src, args.dst, half=not args.fp32)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.dst} ({os.path.getsize(args.dst) / 1e6:.1f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

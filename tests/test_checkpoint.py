@@ -106,3 +106,35 @@ def test_kill_during_save_never_leaves_a_broken_file(tmp_path):
         state = checkpoint.load(path)
         assert state["w"].numel() in (10, 300_000)
         assert torch.all(state["w"] == state["step"])
+
+
+def test_export_keeps_only_g_ema_in_fp16_and_colorizer_loads_it(tmp_path):
+    from gan_colorize.colorize import Colorizer
+    from gan_colorize.config import Config
+    cfg = Config()
+    cfg.model.width = 0.25
+    torch.manual_seed(0)
+    g = build_generator(cfg.model)
+    full = {"g": g.state_dict(), "g_ema": g.state_dict(), "d": {"w": torch.zeros(1000, 100)},
+            "config": cfg.to_dict(), "step": 11}
+    checkpoint.save(full, tmp_path / "latest.pt")
+    assert checkpoint.main(["export", str(tmp_path / "latest.pt"), str(tmp_path / "small.pt")]) == 0
+    small = checkpoint.load(tmp_path / "small.pt")
+    assert set(small) >= {"g_ema", "config", "step"} and "d" not in small and "g" not in small
+    floats = [v for v in small["g_ema"].values() if v.is_floating_point()]
+    assert floats and all(v.dtype == torch.float16 for v in floats)
+    assert os.path.getsize(tmp_path / "small.pt") < 0.6 * os.path.getsize(tmp_path / "latest.pt")
+    ref = Colorizer(g.eval(), size=64)
+    half = Colorizer.from_checkpoint(tmp_path / "small.pt", device="cpu", size=64)
+    image = (np.random.default_rng(0).random((64, 96, 3)) * 255).astype(np.uint8)
+    mask = np.zeros((64, 96), np.float32)
+    mask[:, :48] = 1
+    a, b = ref.colorize(image, mask).astype(int), half.colorize(image, mask).astype(int)
+    assert np.abs(a - b).max() <= 2   # fp16 weights: the same picture up to rounding
+
+
+def test_export_refuses_a_file_without_g_ema(tmp_path, capsys):
+    checkpoint.save({"g": {}, "step": 1}, tmp_path / "x.pt")
+    assert checkpoint.main(["export", str(tmp_path / "x.pt"), str(tmp_path / "y.pt")]) == 2
+    assert "not a gan_colorize training checkpoint" in capsys.readouterr().err
+    assert not (tmp_path / "y.pt").exists()

@@ -26,7 +26,7 @@ Written to --out (default <run_dir>/eval/<split>-<masks-slug>):
                   undefined values (e.g. leak under a full mask) are null
   metrics.csv    one row per (source, group): source, group, n, metric columns
   per_sample.csv the model's metrics per sample: index, image key, family, mask coverage
-  sheet.png      rows gray | mask | output | desired for the first 8 samples
+  sheet.png      rows gray | mask | output | desired for 8 samples spread over the split
   config.json    the resolved config
 and a table of the overall rows is printed.
 
@@ -255,6 +255,10 @@ def evaluate(ckpt, cfg, state, out_dir, device="auto", precision="auto", progres
 
     accs = {s: MetricAccumulator() for s in SOURCES}
     per_sample, tiles = [], []
+    # sheet rows spread over the whole split (its classes, and with pairing=all its masks)
+    n_total = len(loader.sampler)
+    k = min(SHEET_ROWS, n_total)
+    sheet_at = {round(j * (n_total - 1) / max(k - 1, 1)) for j in range(k)}
     t0 = time.perf_counter()
     bar = tqdm(loader, total=len(loader), desc="eval", unit="batch", dynamic_ncols=True,
                disable=not progress, mininterval=0.5 if sys.stderr.isatty() else 10)
@@ -299,10 +303,10 @@ def evaluate(ckpt, cfg, state, out_dir, device="auto", precision="auto", progres
                                            "coverage": cov[j], **{c: v[j] for c, v in cols.items()}})
             if inception is not None:
                 feats["desired"].append(inception(rgb_desired).cpu())
-            if len(tiles) < SHEET_ROWS:
-                k = SHEET_ROWS - len(tiles)
+            pick = [j for j, i in enumerate(index) if i in sheet_at]
+            if pick:
                 rows = torch.stack([color.model_to_rgb(gray, ab["gray"]), mask.expand(-1, 3, -1, -1),
-                                    color.model_to_rgb(gray, ab["model"]), rgb_desired], 1)[:k]
+                                    color.model_to_rgb(gray, ab["model"]), rgb_desired], 1)[pick]
                 tiles += list(rows.float().cpu())
     bar.close()
     seconds = time.perf_counter() - t0

@@ -297,6 +297,23 @@ def all_finite(*modules):
     return bool(torch.stack(flags).all()) if flags else True
 
 
+def trim_log(path, step):
+    """Keep the rows of a metrics.jsonl with row['step'] <= step (atomically); unreadable
+    lines (a row cut by a kill) go too."""
+    if not path.is_file():
+        return
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= step:
+                keep.append(line)
+        except (ValueError, KeyError, TypeError):
+            pass
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(row + "\n" for row in keep))
+    os.replace(tmp, path)
+
+
 def broadcast(obj, env):
     if env.world_size == 1:
         return obj
@@ -415,8 +432,10 @@ def train(cfg, stop_at=None):
     if env.is_main:
         save_config(cfg, run_dir / "config.json")
         from torch.utils.tensorboard import SummaryWriter
-        writer = SummaryWriter(str(run_dir))
+        # after a resume, the rows logged past the checkpoint's step were never kept: drop them
+        writer = SummaryWriter(str(run_dir), purge_step=step if step else None)
         fixed = to_device(fixed_batch(cfg, n=8), env)
+        trim_log(run_dir / "metrics.jsonl", step)
     log_file = open(run_dir / "metrics.jsonl", "a") if env.is_main else None
 
     ckpt_dir = run_dir / "checkpoints" if env.is_main else None

@@ -142,6 +142,20 @@ def test_resume_is_exact(tmp_path, stop):
         assert torch.equal(a, b)
 
 
+def test_resume_drops_log_rows_past_the_checkpoint(tmp_path):
+    """A run killed after logging past its last checkpoint: those rows are redone on resume, so
+    metrics.jsonl must hold each step once, in order (and a half-written last line goes)."""
+    args = ["--train.steps", "5", "--train.out_dir", str(tmp_path), "--train.name", "k"]
+    trainer.train(_tiny(args), stop_at=3)
+    log = tmp_path / "k" / "metrics.jsonl"
+    with open(log, "a") as f:       # what the killed run had logged after its step-3 save
+        f.write('{"step": 4, "g_l1": 9}\n{"step": 5, "g_l1": 9}\n{"step": 6, "g_')
+    trainer.train(_tiny(args + ["--resume", "auto"]))
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4, 5]
+    assert all(r["g_l1"] != 9 for r in rows)
+
+
 def test_resume_auto_without_checkpoint_starts_fresh(tmp_path):
     cfg = _tiny(["--train.steps", "1", "--train.out_dir", str(tmp_path), "--train.name", "new",
                  "--resume", "auto"])

@@ -1,5 +1,6 @@
 """The GAN step, the loop, resume and DDP, on the CPU at tiny sizes."""
 import json
+import math
 import os
 import socket
 import types
@@ -193,3 +194,15 @@ def test_ddp_two_processes_end_with_identical_weights(tmp_path):
             assert torch.equal(a[k], b[k]), (name, k)
     # Only rank 0 writes files.
     assert (out / "ddp" / "checkpoints" / "latest.pt").is_file()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_bf16_channels_last_trains_and_resumes(tmp_path):
+    args = ["--train.steps", "4", "--train.out_dir", str(tmp_path), "--train.name", "c",
+            "--train.device", "cuda", "--train.precision", "bf16", "--train.channels_last", "on"]
+    first = trainer.train(_tiny(args), stop_at=2)
+    assert next(first.models.g.parameters()).is_cuda
+    resumed = trainer.train(_tiny(args + ["--resume", "auto"]))
+    assert resumed.step == 4 and all(math.isfinite(r["g_l1"]) for r in resumed.history)
+    state = torch.load(tmp_path / "c" / "checkpoints" / "latest.pt", weights_only=True)
+    assert state["rng"]["cuda"] is not None

@@ -37,6 +37,7 @@ def save(state, path):
             torch.save(state, f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600; a checkpoint is a normal file
         os.replace(tmp, path)
     except BaseException as err:
         try:
@@ -48,6 +49,12 @@ def save(state, path):
                                   f"the previous checkpoint is intact") from None
         raise
     _fsync_dir(path.parent)
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _fsync_dir(folder):

@@ -138,3 +138,12 @@ def test_export_refuses_a_file_without_g_ema(tmp_path, capsys):
     assert checkpoint.main(["export", str(tmp_path / "x.pt"), str(tmp_path / "y.pt")]) == 2
     assert "not a gan_colorize training checkpoint" in capsys.readouterr().err
     assert not (tmp_path / "y.pt").exists()
+
+
+def test_saved_file_has_normal_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        checkpoint.save({"step": 1}, tmp_path / "c.pt")
+    finally:
+        os.umask(old)
+    assert (os.stat(tmp_path / "c.pt").st_mode & 0o777) == 0o644

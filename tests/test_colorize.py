@@ -261,3 +261,19 @@ def test_cli_errors_are_one_line(ckpt, tmp_path, monkeypatch, capsys, argv, mess
     assert err[-1].startswith("error: ") and message in err[-1]
     if message == "default checkpoint":
         assert "train" in err[-1] and "--checkpoint" in err[-1]
+
+
+def test_shipped_default_checkpoint_colours_inside_and_stays_gray_outside():
+    """checkpoints/default.pt (RESULTS.md's r5) on a photo it never saw, under a half-plane mask:
+    clearly coloured inside, near gray outside, without --composite hard."""
+    if not colorize.DEFAULT_CHECKPOINT.is_file():
+        pytest.skip("no checkpoints/default.pt in this checkout")
+    c = Colorizer.from_checkpoint(device="cpu")
+    rgb = skimage.data.coffee()                          # 400 x 600, never in Flowers17
+    mask = np.zeros(rgb.shape[:2], np.float32)
+    mask[:, : rgb.shape[1] // 2] = 1
+    out = c.colorize(rgb, mask)
+    lab = rgb_to_lab(torch.from_numpy(out).permute(2, 0, 1)[None].float() / 255)[0]
+    chroma = lab[1:].pow(2).sum(0).sqrt()
+    inside, outside = chroma[mask == 1].mean().item(), chroma[mask == 0].mean().item()
+    assert inside > 5 and outside < 1.5, (inside, outside)

@@ -69,12 +69,13 @@ def gpu_peak_tflops(name):
 
 def machine_info(device=None):
     """What the numbers were measured on. device: the torch.device benchmarked (or None)."""
-    from gan_colorize.trainer import cpu_has_amx
+    from gan_colorize.trainer import cpu_bf16_units
     info = {
         "cpu": cpu_model(),
         "cpu_cores": os.cpu_count(),
         "cpu_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "amx_bf16": cpu_has_amx(),
+        "amx_bf16": "amx_bf16" in cpu_bf16_units(),
+        "avx512_bf16": "avx512_bf16" in cpu_bf16_units(),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "python": platform.python_version(),
@@ -100,7 +101,8 @@ def machine_line(info):
     if info["gpu"] and info["gpu_bf16_peak_tflops"]:
         gpu += f" (bf16 peak {info['gpu_bf16_peak_tflops']:g} TFLOP/s)"
     return (f"machine: {info['cpu']} | {info['cpu_cores']} cores ({info['cpu_usable']} usable)"
-            f"{' AMX-bf16' if info['amx_bf16'] else ''} | torch {info['torch']}, "
+            f"{' AMX-bf16' if info['amx_bf16'] else ''}"
+            f"{' AVX512-bf16' if info.get('avx512_bf16') else ''} | torch {info['torch']}, "
             f"{info['torch_threads']} threads | GPU: {gpu}"
             + (f" | load avg {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}" if load else ""))
 

@@ -80,7 +80,7 @@ class TrainConfig:
     ema_decay: float = 0.999         # G_ema; 0 copies G each step
     seed: int = 0
     device: str = "auto"             # auto | cpu | cuda
-    precision: str = "auto"          # auto (bf16 on CUDA and on CPUs with AMX, else fp32) | fp32 | bf16
+    precision: str = "auto"          # auto (bf16 on CUDA and on CPUs with AMX/AVX-512 bf16, else fp32) | fp32 | bf16
     channels_last: str = "auto"      # auto (on for CUDA) | on | off
     compile: bool = False            # torch.compile G and D
     log_every: int = 20              # steps between scalar logs

@@ -2,14 +2,15 @@
 # Reproduce RESULTS.md: train the eight Flowers17 runs, then evaluate each on the test split.
 #   bash results/reproduce.sh train [RUN...]     # all runs, or the named ones; resumable
 #   bash results/reproduce.sh eval  [RUN...]
-# Runs write to $OUT (default runs/flowers17_64). Every run: 64 px, width 0.5, 2000 steps.
+# Runs write to $OUT (default runs/flowers17_64). Every run: 64 px, width 0.5, 2000 steps, fp32
+# (the runs in RESULTS.md used precision auto, which resolved to fp32 on their CPU; pinned here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/flowers17_64}
 ROOT=${ROOT:-../shared/datasets/flowers17}
 COMMON="--data.root $ROOT --data.size 64 --model.width 0.5 --train.steps 2000 --data.workers 1
         --train.out_dir $OUT --resume auto --train.sample_every 500 --train.ckpt_every 1000
-        --train.latest_every 100"
+        --train.latest_every 100 --train.precision fp32"
 
 declare -A ARGS=(
   [r1_study_halfplane]="--config seed --masks.train impa=0"

@@ -18,7 +18,7 @@ from dataclasses import asdict, fields
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, reject, settings, strategies as st
 from PIL import Image
 
 from gan_colorize import masks as M
@@ -221,7 +221,10 @@ def test_read_image_every_mode(files, data, h, w, seed, damage):
     mode = data.draw(st.sampled_from(FORMATS[fmt]), label="mode")
     rng = np.random.default_rng(seed)
     buf = io.BytesIO()
-    random_image(mode, h, w, rng).save(buf, fmt)
+    try:
+        random_image(mode, h, w, rng).save(buf, fmt)
+    except OSError:     # this Pillow cannot write the pair (Pillow 12 dropped 32-bit 'I' PNGs)
+        reject()
     raw = bytearray(buf.getvalue())
     if damage == "truncate":
         raw = raw[: int(rng.integers(0, len(raw)))]

@@ -157,6 +157,14 @@ def set_threads(n):
         torch.set_num_threads(int(n))
 
 
+def run_defaults(args, device):
+    """(batch, timed steps, warm-up steps) from --batch/--steps/--warmup, where 0 (or -1 for
+    warm-up) means the device's default: 64/20/5 on CUDA, 16/3/1 on the CPU."""
+    cuda = device.type == "cuda"
+    return (args.batch or (64 if cuda else 16), args.steps or (20 if cuda else 3),
+            args.warmup if args.warmup >= 0 else (5 if cuda else 1))
+
+
 def isolate_on(flag, device):
     """--isolate auto: a fresh process per config on the CPU, where peak RSS is process-wide."""
     return flag == "on" or (flag == "auto" and device.type == "cpu")

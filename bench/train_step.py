@@ -99,9 +99,7 @@ def main(argv=None):
     common.set_threads(args.threads)
     dev = common.resolve_device(args.device)
     cuda = dev.type == "cuda"
-    batch = args.batch or (64 if cuda else 16)
-    steps = args.steps or (20 if cuda else 3)
-    warmup = args.warmup if args.warmup >= 0 else (5 if cuda else 1)
+    batch, steps, warmup = common.run_defaults(args, dev)
     isolate = common.isolate_on(args.isolate, dev)
     info = common.machine_info(dev)
     rows = []

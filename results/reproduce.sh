@@ -22,6 +22,9 @@ declare -A ARGS=(
   [r6b_out0]="--config flowers17 --loss.mask_weight_out 0"
   [r6c_out1000]="--config flowers17 --loss.mask_weight_out 1000"
 )
+# Beyond the equal-budget table: r5's recipe for 5x the steps, bf16 (not in ORDER; name it to run it)
+ARGS[x1_unet_mixed_10k]="--config flowers17"
+declare -A AFTER=([x1_unet_mixed_10k]="--train.steps 10000 --train.precision bf16 --data.workers 2")
 ORDER="r1_study_halfplane r2_study_recipe r3_study_partial r4_unet_impa r5_unet_mixed r6a_huber r6b_out0 r6c_out1000"
 # (a) the impa masks, seen in training: every test image with each of the 10 masks;
 # (b) two families no run saw in training: one mask per test image, drawn from (seed 0, index)
@@ -33,7 +36,7 @@ runs=${*:-$ORDER}
 for run in $runs; do
   [[ -n "${ARGS[$run]:-}" ]] || { echo "unknown run $run (known: $ORDER)" >&2; exit 2; }
   if [[ $mode == train ]]; then
-    python train.py ${ARGS[$run]} $COMMON --train.name "$run"
+    python train.py ${ARGS[$run]} $COMMON ${AFTER[$run]:-} --train.name "$run"
   else
     for ev in impa heldout; do
       python evaluate.py --checkpoint "$OUT/$run/checkpoints/latest.pt" --eval.split test \

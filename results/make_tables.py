@@ -12,7 +12,8 @@ import math
 from pathlib import Path
 
 RUNS = ["r1_study_halfplane", "r2_study_recipe", "r3_study_partial", "r4_unet_impa",
-        "r5_unet_mixed", "r6a_huber", "r6b_out0", "r6c_out1000"]
+        "r5_unet_mixed", "r6a_huber", "r6b_out0", "r6c_out1000",
+        "x1_unet_mixed_10k"]   # the last: r5's recipe with 5x the steps, outside the equal budget
 METRICS = ["leak", "leak_px", "edge_leak", "fill", "psnr_in", "ssim_in", "auc_in"]
 FORMAT = {"leak": ".2f", "leak_px": ".2f", "edge_leak": ".2f", "fill": ".3f", "psnr_in": ".2f",
           "ssim_in": ".3f", "auc_in": ".3f"}

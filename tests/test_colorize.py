@@ -264,7 +264,7 @@ def test_cli_errors_are_one_line(ckpt, tmp_path, monkeypatch, capsys, argv, mess
 
 
 def test_shipped_default_checkpoint_colours_inside_and_stays_gray_outside():
-    """checkpoints/default.pt (RESULTS.md's r5) on a photo it never saw, under a half-plane mask:
+    """checkpoints/default.pt (RESULTS.md's x1_unet_mixed_10k) on a photo it never saw, under a half-plane mask:
     clearly coloured inside, near gray outside, without --composite hard."""
     if not colorize.DEFAULT_CHECKPOINT.is_file():
         pytest.skip("no checkpoints/default.pt in this checkout")

@@ -69,7 +69,7 @@ def gpu_peak_tflops(name):
 
 def machine_info(device=None):
     """What the numbers were measured on. device: the torch.device benchmarked (or None)."""
-    from gan_colorize.trainer import cpu_bf16_units
+    from gan_colorize.runtime import cpu_bf16_units
     info = {
         "cpu": cpu_model(),
         "cpu_cores": os.cpu_count(),
@@ -141,11 +141,14 @@ def add_common_args(p, precision_default="fp32,bf16"):
 
 
 def resolve_device(name):
-    if name == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("error: --device cuda was asked for but no CUDA device is available")
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device("cuda", 0) if name == "cuda" else torch.device("cpu")
+    """--device -> torch.device, by the package's one rule (runtime.resolve_device); a missing
+    CUDA device ends the benchmark with one line."""
+    from gan_colorize.errors import UserError
+    from gan_colorize.runtime import resolve_device as resolve
+    try:
+        return resolve(name, key="--device")
+    except UserError as err:
+        raise SystemExit(f"error: {err}") from None
 
 
 def channels_last_on(flag, device):
@@ -284,35 +287,25 @@ def make_env(cfg):
 
 
 class TrainStep:
-    """One optimiser step as the loop in gan_colorize.trainer.train does it: G forward under
-    autocast, real_pair_ab, d_step, g_step (through the plain D), both LR schedulers, EMA.
+    """The trainer's own step (gan_colorize.trainer.train_step) on models built and wrapped as
+    trainer.train builds them (compiled with train.compile).
 
-    step(gray, ab_real, mask): model-space tensors already on the device (trainer.to_device).
-    eager=True uses the uncompiled G and D (FLOP counting)."""
+    step(gray, ab_real, mask) or step(*batch): model-space tensors already on the device
+    (trainer.to_device). eager=True runs the uncompiled G and D (FLOP counting)."""
 
     def __init__(self, cfg, env):
         from gan_colorize import trainer
         self.cfg, self.env = cfg, env
-        self.m = trainer.build_models(cfg, env)
-        self.g_train, self.d_train = self.m.g, self.m.d
-        if cfg.train.compile:
-            self.g_train, self.d_train = torch.compile(self.m.g), torch.compile(self.m.d)
+        self.m = trainer.wrap_models(trainer.build_models(cfg, env), cfg, env)
         self.n = 0
 
     def __call__(self, gray, ab_real, mask, eager=False):
-        from gan_colorize import losses, trainer
-        m, cfg, env = self.m, self.cfg, self.env
-        g, d = (m.g, m.d) if eager else (self.g_train, self.d_train)
-        with env.autocast():
-            ab_fake = g(gray, mask)
-        ab_shown = losses.real_pair_ab(ab_real, mask, cfg.loss.real_target)
-        _, d_ok = trainer.d_step(d, m.opt_d, gray, mask, ab_shown, ab_fake, cfg.loss, env)
-        _, g_ok = trainer.g_step(m.d, m.opt_g, gray, mask, ab_real, ab_fake, cfg.loss, env)
-        m.sched_g.step()
-        m.sched_d.step()
+        import dataclasses
+
+        from gan_colorize import trainer
+        m = dataclasses.replace(self.m, g_train=self.m.g, d_train=self.m.d) if eager else self.m
+        trainer.train_step(m, trainer.Batch(gray, ab_real, mask), self.cfg, self.env, self.n)
         self.n += 1
-        if d_ok and g_ok:
-            trainer.update_ema(m.g_ema, m.g, cfg.train.ema_decay, self.n)
 
     def params(self):
         from gan_colorize.networks import count_params
@@ -397,9 +390,8 @@ def write_json(path, benchmark, info, args, results, **extra):
     path = Path(path)
     if path.parent != Path(""):
         path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(_clean(payload), indent=2, allow_nan=False) + "\n")
-    os.replace(tmp, path)
+    from gan_colorize.atomic import write_atomic
+    write_atomic(path, json.dumps(_clean(payload), indent=2, allow_nan=False) + "\n")
     print(f"wrote {path}", file=sys.stderr)
 
 

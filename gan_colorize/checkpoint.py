@@ -9,12 +9,13 @@ import os
 import pickle
 import random
 import sys
-import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .atomic import write_atomic
 from .errors import UserError
 
 
@@ -23,52 +24,13 @@ class CheckpointError(UserError):
 
 
 def save(state, path):
-    """Write `state` to `path` atomically: a crash or kill leaves the old file or the new one.
-
-    The bytes go to a temporary file in the same folder, are flushed to disk, and only then
-    renamed over `path` (rename is atomic within one filesystem). On any error the temporary
-    file is removed and the previous checkpoint is untouched.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """Write `state` to `path` atomically and durably (atomic.write_atomic): a crash or kill
+    leaves the old file or the new one; on any error the previous checkpoint is untouched."""
     try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600; a checkpoint is a normal file
-        os.replace(tmp, path)
-    except BaseException as err:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(err, OSError):
-            raise CheckpointError(f"could not write checkpoint {path}: {err.strerror or err}; "
-                                  f"the previous checkpoint is intact") from None
-        raise
-    _fsync_dir(path.parent)
-
-
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _fsync_dir(folder):
-    # Makes the rename itself durable; not possible on every platform, and harmless to skip.
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+        write_atomic(path, writer=lambda f: torch.save(state, f), durable=True)
+    except OSError as err:
+        raise CheckpointError(f"could not write checkpoint {path}: {err.strerror or err}; "
+                              f"the previous checkpoint is intact") from None
 
 
 def load(path, map_location="cpu"):
@@ -127,6 +89,41 @@ def config_diff(saved, current, sections=("model",)):
             if a.get(key) != b.get(key):
                 out.append(f"{section}.{key}: {a.get(key)!r} (checkpoint) vs {b.get(key)!r} (now)")
     return out
+
+
+def checkpoint_config(state, path):
+    """The Config saved in a checkpoint dict; CheckpointError when absent or not understood."""
+    from .config import ConfigError, from_dict
+    if not isinstance(state.get("config"), dict):
+        raise CheckpointError(f"{path} has no config: not a gan_colorize training checkpoint")
+    try:
+        return from_dict(state["config"])
+    except ConfigError as err:
+        raise CheckpointError(f"{path}: its config is not understood by this version "
+                              f"({err})") from None
+
+
+def load_generator(path, device="cpu", state=None):
+    """A checkpoint's G_ema, ready for inference.
+
+    -> (generator in eval mode on `device`, Config from the checkpoint, state) where state is the
+    loaded checkpoint dict (pass it in when already loaded). Loading is weights-only (`load`);
+    the architecture comes from the checkpoint's own config. A training checkpoint without
+    g_ema falls back to g, with a warning. Anything unusable -> CheckpointError (a UserError).
+    """
+    from .networks import build_generator
+    if state is None:
+        state = load(path, map_location="cpu")
+    cfg = checkpoint_config(state, path)
+    key = "g_ema" if "g_ema" in state else "g" if "g" in state else None
+    if key is None:
+        raise CheckpointError(f"{path} holds no generator weights (no g_ema or g)")
+    if key == "g":
+        warnings.warn(f"{path} has no g_ema; using the raw generator g", stacklevel=2)
+    g = build_generator(cfg.model)
+    load_into(g, state[key], "G_ema" if key == "g_ema" else "G")
+    g = g.to(device).eval().requires_grad_(False)
+    return g, cfg, state
 
 
 def rng_state():

@@ -43,82 +43,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import ConfigError, cli_main, from_dict
+from .config import cli_main
 from .errors import UserError
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "default.pt"
 COMPOSITES = ("none", "hard")
 GAMUT_TOL = 0.05       # Lab units: a colour whose sRGB round trip moves it more is out of gamut
 GAMUT_STEPS = 10       # bisection steps on the chroma scale: resolution 1/1024
-
-
-# ---------------------------------------------------------------------------------------------
-# shared with evaluation.py: device, precision, loading G_ema
-
-def resolve_device(name="auto"):
-    """'auto' | 'cpu' | 'cuda' | 'cuda:N' -> torch.device; CUDA asked for but absent -> UserError."""
-    import torch
-    name = str(name)
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise UserError(f"--device {name}: no CUDA device is available (use --device cpu)")
-        return torch.device(name)
-    if name == "cpu":
-        return torch.device("cpu")
-    raise UserError(f"--device: {name!r} is not one of auto, cpu, cuda")
-
-
-def resolve_precision(precision, device):
-    """None (fp32) or torch.bfloat16. auto: bf16 autocast on CUDA (when supported), fp32 on CPU,
-    so CPU numbers are exact and reproducible."""
-    import torch
-    if precision not in ("auto", "fp32", "bf16"):
-        raise UserError(f"--precision: {precision!r} is not one of auto, fp32, bf16")
-    if precision == "fp32":
-        return None
-    if precision == "bf16":
-        return torch.bfloat16
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return None
-
-
-def load_generator(path, device="cpu", state=None):
-    """A checkpoint's G_ema, ready for inference.
-
-    -> (generator in eval mode on `device`, Config from the checkpoint, state) where state is the
-    loaded checkpoint dict (pass it in when already loaded). Loading is weights-only
-    (checkpoint.load); the architecture comes from the checkpoint's own config. Anything
-    unusable -> CheckpointError (a UserError).
-    """
-    from . import checkpoint
-    from .networks import build_generator
-    if state is None:
-        state = checkpoint.load(path, map_location="cpu")
-    cfg = checkpoint_config(state, path)
-    key = "g_ema" if "g_ema" in state else "g" if "g" in state else None
-    if key is None:
-        raise checkpoint.CheckpointError(f"{path} holds no generator weights (no g_ema or g)")
-    if key == "g":
-        warnings.warn(f"{path} has no g_ema; using the raw generator g", stacklevel=2)
-    g = build_generator(cfg.model)
-    checkpoint.load_into(g, state[key], "G_ema" if key == "g_ema" else "G")
-    g = g.to(device).eval().requires_grad_(False)
-    return g, cfg, state
-
-
-def checkpoint_config(state, path):
-    """The Config saved in a checkpoint dict; CheckpointError when absent or not understood."""
-    from .checkpoint import CheckpointError
-    if not isinstance(state.get("config"), dict):
-        raise CheckpointError(f"{path} has no config: not a gan_colorize training checkpoint")
-    try:
-        return from_dict(state["config"])
-    except ConfigError as err:
-        raise CheckpointError(f"{path}: its config is not understood by this version "
-                              f"({err})") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -240,6 +171,8 @@ class Colorizer:
 
     def __init__(self, generator, size=256, device="cpu", precision="auto", config=None):
         import torch
+
+        from .runtime import resolve_device, resolve_precision
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self.amp_dtype = resolve_precision(precision, self.device)
         if int(size) < 32:
@@ -258,6 +191,8 @@ class Colorizer:
                 raise UserError(f"no --checkpoint given and the default checkpoint {path} does not "
                                 "exist: train one (python train.py, then use "
                                 "runs/<run>/checkpoints/latest.pt) or pass --checkpoint PATH")
+        from .checkpoint import load_generator
+        from .runtime import resolve_device
         dev = resolve_device(device)
         g, cfg, _ = load_generator(path, dev)
         return cls(g, size=size or cfg.data.size, device=dev, precision=precision, config=cfg)
@@ -313,15 +248,12 @@ class Colorizer:
 
     def _run(self, gray, mask):
         """gray, mask (N,1,h,w) -> ab (N,2,h,w) float32 model units, via padding to 32."""
-        import contextlib
-
         import torch
 
         from .networks import pad_to_multiple, unpad
+        from .runtime import autocast
         x, pads = pad_to_multiple(torch.cat([gray, mask], 1))
-        ctx = (torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype
-               else contextlib.nullcontext())
-        with ctx:
+        with autocast(self.device, self.amp_dtype):
             ab = self.g(x[:, :1], (x[:, 1:] >= 0.5).float())
         return unpad(ab.float(), pads)
 
@@ -481,28 +413,6 @@ class _MaskSource:
         return read_rgb(src), src
 
 
-def _save_png(arr, path):
-    """uint8 (H,W) or (H,W,3) -> PNG, written to a temporary name then renamed (atomic)."""
-    from PIL import Image
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        Image.fromarray(arr).save(tmp, format="PNG")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def side_by_side(gray, mask, output, gap=4):
-    """uint8 (H,W,3) gray, float (H,W) mask, uint8 (H,W,3) output -> uint8 (H, 3W+2gap, 3)."""
-    h = gray.shape[0]
-    sep = np.full((h, gap, 3), 255, np.uint8)
-    m = np.repeat((mask * 255).astype(np.uint8)[..., None], 3, axis=2)
-    return np.concatenate([gray, sep, m, sep, output], axis=1)
-
-
 @cli_main
 def main(argv=None):
     """`gan-colorize --mask SPEC --out DIR [options] INPUT...`; see the module docstring."""
@@ -528,6 +438,7 @@ def main(argv=None):
     from tqdm import tqdm
 
     from .imageio import read_image
+    from .sheets import save_png
     colorizer = Colorizer.from_checkpoint(args.checkpoint, device=args.device, size=args.size,
                                           precision=args.precision)
     n_ok, n_bad = 0, len(errors)
@@ -562,11 +473,10 @@ def main(argv=None):
             for (i, rgb, mask), out in zip(chunk, outs):
                 t = targets[i]
                 try:
-                    _save_png(out, t["color"])
-                    _save_png((mask * 255).astype(np.uint8), t["mask"])
+                    save_png(out, t["color"])
+                    save_png((mask * 255).astype(np.uint8), t["mask"])
                     if "sheet" in t:
-                        gray = np.repeat(_gray_uint8(rgb)[..., None], 3, axis=2)
-                        _save_png(side_by_side(gray, mask, out), t["sheet"])
+                        save_png(sheet(rgb, mask, out), t["sheet"])
                 except OSError as err:
                     report(f"failed: {inputs[i][0]}: cannot write {t['color']}: {err.strerror or err}")
                     n_bad += 1
@@ -581,15 +491,18 @@ def main(argv=None):
     return 0
 
 
-def _gray_uint8(rgb):
-    """The gray the model sees, for display: L of rgb uint8 (H,W,3) as an sRGB gray uint8 (H,W)."""
+def sheet(rgb, mask, output, gap=4):
+    """gray | mask | output at full resolution, `gap` px of white between: rgb uint8 (H,W,3),
+    mask float (H,W) {0,1}, output uint8 (H,W,3) -> uint8 (H, 3W+2gap, 3)."""
     import torch
 
-    from .color import lab_to_rgb, rgb_to_lab
+    from .color import normalize_l, rgb_to_lab
+    from .sheets import contact_sheet, sheet_tiles
     x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255
-    L = rgb_to_lab(x)[:, :1]
-    g = lab_to_rgb(torch.cat([L, torch.zeros_like(L), torch.zeros_like(L)], 1))
-    return _to_uint8(g)[..., 0]
+    gray = normalize_l(rgb_to_lab(x)[:, :1])
+    tiles = sheet_tiles(gray, torch.from_numpy(mask).float()[None, None])[0]
+    out = torch.from_numpy(output).permute(2, 0, 1).float() / 255
+    return contact_sheet(torch.cat([tiles, out[None]])[None], gap=gap, border=False)
 
 
 if __name__ == "__main__":

@@ -345,10 +345,8 @@ def validate(cfg, check_paths=True, training=True):
 
 def save_config(cfg, path):
     """Write the resolved config as JSON, atomically."""
-    path = Path(path)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
-    os.replace(tmp, path)
+    from .atomic import write_atomic
+    write_atomic(path, json.dumps(cfg.to_dict(), indent=2) + "\n")
 
 
 def one_line(err):

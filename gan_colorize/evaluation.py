@@ -48,6 +48,7 @@ from pathlib import Path
 
 from .config import (ConfigError, Config, _set, cli_main, parse_overrides, save_config,
                      usage, validate)
+from .atomic import write_atomic
 from .errors import UserError
 
 SOURCES = ("model", "gray", "oracle")
@@ -91,7 +92,7 @@ def parse_args(argv):
 
 def eval_config(state, path, overrides):
     """The checkpoint's config with `overrides` applied and validated."""
-    from .colorize import checkpoint_config
+    from .checkpoint import checkpoint_config
     saved = checkpoint_config(state, path)
     cfg = copy.deepcopy(saved)
     for key, value in overrides:
@@ -222,7 +223,9 @@ def evaluate(ckpt, cfg, state, out_dir, device="auto", precision="auto", progres
     from tqdm import tqdm
 
     from . import color, data
-    from .colorize import load_generator, resolve_device, resolve_precision
+    from .checkpoint import load_generator
+    from .runtime import autocast, resolve_device, resolve_precision
+    from .sheets import sheet_tiles
     from .masks import list_mask_files, load_mask_file
     from .metrics import METRIC_NAMES, MetricAccumulator, compute_metrics
 
@@ -273,10 +276,7 @@ def evaluate(ckpt, cfg, state, out_dir, device="auto", precision="auto", progres
                 mask = batch["mask"].to(dev)
                 fams = [families[f] for f in batch["family"].tolist()]
             gray, ab_real = color.rgb_uint8_to_model(rgb)
-            if amp is not None:
-                with torch.autocast(dev.type, dtype=amp):
-                    ab_fake = g(gray, mask)
-            else:
+            with autocast(dev, amp):
                 ab_fake = g(gray, mask)
             ab = {"model": ab_fake.float(), "gray": torch.zeros_like(ab_real),
                   "oracle": ab_real * mask}
@@ -305,9 +305,8 @@ def evaluate(ckpt, cfg, state, out_dir, device="auto", precision="auto", progres
                 feats["desired"].append(inception(rgb_desired).cpu())
             pick = [j for j, i in enumerate(index) if i in sheet_at]
             if pick:
-                rows = torch.stack([color.model_to_rgb(gray, ab["gray"]), mask.expand(-1, 3, -1, -1),
-                                    color.model_to_rgb(gray, ab["model"]), rgb_desired], 1)[pick]
-                tiles += list(rows.float().cpu())
+                tiles += list(sheet_tiles(gray[pick], mask[pick], ab["model"][pick],
+                                          ab["oracle"][pick]).cpu())
     bar.close()
     seconds = time.perf_counter() - t0
 
@@ -338,14 +337,12 @@ def evaluate(ckpt, cfg, state, out_dir, device="auto", precision="auto", progres
 
 def _write(out_dir, report, per_sample, tiles, cfg):
     import torch
-    import torchvision
-    from PIL import Image
+
+    from .sheets import contact_sheet, save_png
     out_dir = Path(out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        tmp = out_dir / ".metrics.json.tmp"
-        tmp.write_text(json.dumps(_nan_to_none(report), indent=2) + "\n")
-        os.replace(tmp, out_dir / "metrics.json")
+        write_atomic(out_dir / "metrics.json", json.dumps(_nan_to_none(report), indent=2) + "\n")
         metrics = report["metrics"]
         with open(out_dir / "metrics.csv", "w", newline="") as f:
             w = csv.writer(f)
@@ -360,10 +357,7 @@ def _write(out_dir, report, per_sample, tiles, cfg):
             for r in per_sample:
                 w.writerow([r["index"], r["key"], r["family"], *(_cell(r[k]) for k in keys)])
         if tiles:
-            grid = torchvision.utils.make_grid(torch.stack(tiles).flatten(0, 1).clamp(0, 1), nrow=4,
-                                               padding=2, pad_value=0.5)
-            arr = (grid * 255).round().byte().permute(1, 2, 0).numpy()
-            Image.fromarray(arr).save(out_dir / "sheet.png")
+            save_png(contact_sheet(torch.stack(tiles)), out_dir / "sheet.png")
         save_config(cfg, out_dir / "config.json")
     except OSError as err:
         raise UserError(f"--out {out_dir}: cannot write: {err.strerror or err}") from None

@@ -5,20 +5,21 @@ group and no DDP wrapper; with torchrun every rank trains on its shard and only 
 
     python train.py                                   # quickstart preset on the embedded photos
     torchrun --nproc_per_node 4 train.py --config flowers17 --data.root DIR
+
+`train_step` is one optimiser step, the only one: the loop and bench/ both call it. To change
+what a step does (an R1 penalty, another loss), edit `d_step`, `g_step` or `train_step`.
 """
 import contextlib
 import copy
-import json
-import math
 import os
 import random
 import signal
 import sys
-import time
+import threading
 import warnings
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -29,6 +30,9 @@ from . import checkpoint, color, data, losses
 from .config import save_config
 from .errors import UserError
 from .networks import build_discriminator, build_generator
+from .rundir import RunLog, find_resume, make_run_dir
+from .runtime import autocast, resolve_device, resolve_precision
+from .sheets import contact_sheet, sheet_tiles
 
 
 # ----------------------------------------------------------------------------- environment
@@ -46,56 +50,20 @@ class Env:
         return self.rank == 0
 
     def autocast(self):
-        if self.amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.amp_dtype)
-
-
-def cpu_bf16_units():
-    """The bf16 matrix units of this CPU, from /proc/cpuinfo: a subset of ('amx_bf16',
-    'avx512_bf16'). With either, bf16 autocast trained 1.5-3x faster than fp32 in bench/
-    (README, Performance)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = set(next((ln for ln in f if ln.startswith("flags")), "").split())
-    except OSError:
-        return ()
-    return tuple(u for u in ("amx_bf16", "avx512_bf16") if u in flags)
-
-
-def resolve_device(name, local_rank=0):
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("train.device: 'cuda' was asked for but no CUDA device is available")
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        torch.cuda.set_device(local_rank)
-        return torch.device("cuda", local_rank)
-    return torch.device("cpu")
-
-
-def resolve_precision(precision, device):
-    """None for fp32, torch.bfloat16 for bf16 autocast. auto: bf16 on CUDA and on CPUs with
-    AMX or AVX-512 bf16 units."""
-    if precision == "fp32":
-        return None
-    if precision == "bf16":
-        return torch.bfloat16
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
-    return torch.bfloat16 if cpu_bf16_units() else None
+        return autocast(self.device, self.amp_dtype)
 
 
 def setup_env(cfg):
     """Join the process group when launched by torchrun; pick the device and precision."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
-    device = resolve_device(cfg.train.device, int(os.environ.get("LOCAL_RANK", "0")))
+    device = resolve_device(cfg.train.device, int(os.environ.get("LOCAL_RANK", "0")), "train.device")
     if world_size > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     cl = cfg.train.channels_last
     channels_last = cl == "on" or (cl == "auto" and device.type == "cuda")
-    return Env(rank, world_size, device, resolve_precision(cfg.train.precision, device), channels_last)
+    amp_dtype = resolve_precision(cfg.train.precision, device, "train.precision")
+    return Env(rank, world_size, device, amp_dtype, channels_last)
 
 
 def seed_everything(seed):
@@ -122,7 +90,34 @@ def _reduce_flag(flag, env, op):
     return bool(t.item())
 
 
+def broadcast(obj, env):
+    if env.world_size == 1:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 # ----------------------------------------------------------------------------- the GAN step
+
+class Batch(NamedTuple):
+    """A training batch on the device, in model units: gray (N,1,H,W) in [-1,1], ab_real
+    (N,2,H,W) in about [-1,1], mask (N,1,H,W) {0,1}."""
+    gray: torch.Tensor
+    ab_real: torch.Tensor
+    mask: torch.Tensor
+
+
+def to_device(batch, env):
+    """A loader batch (uint8 rgb, float mask) -> Batch on env.device; Lab conversion happens here,
+    batched on the device, so the loader ships bytes."""
+    rgb = batch["rgb"].to(env.device, non_blocking=True)
+    mask = batch["mask"].to(env.device, non_blocking=True)
+    gray, ab_real = color.rgb_uint8_to_model(rgb)
+    if env.channels_last:
+        gray, ab_real, mask = (t.contiguous(memory_format=torch.channels_last) for t in (gray, ab_real, mask))
+    return Batch(gray, ab_real, mask)
+
 
 @contextlib.contextmanager
 def frozen(module):
@@ -182,7 +177,8 @@ def g_step(d, opt_g, gray, mask, ab_real, ab_fake, loss_cfg, env):
 
 @torch.no_grad()
 def update_ema(g_ema, g, decay, step):
-    """g_ema <- decay * g_ema + (1 - decay) * g, with a warm-up so early samples are not stale."""
+    """g_ema <- d * g_ema + (1 - d) * g with d = min(decay, (1 + step) / (10 + step)): the
+    warm-up keeps early samples from being stale (d = 0.1 at step 0, 0.5 at step 8)."""
     decay = min(decay, (1 + step) / (10 + step))
     for p_ema, p in zip(g_ema.parameters(), g.parameters()):
         p_ema.lerp_(p.detach(), 1 - decay)
@@ -201,10 +197,10 @@ def lr_lambda(cfg):
     return f
 
 
-# ----------------------------------------------------------------------------- the run
-
 @dataclass
 class Models:
+    """Everything a step updates. g_train / d_train are g / d as the step runs them: compiled
+    (train.compile) and DDP-wrapped (torchrun); the same modules otherwise."""
     g: torch.nn.Module
     d: torch.nn.Module
     g_ema: torch.nn.Module
@@ -213,6 +209,8 @@ class Models:
     sched_g: object
     sched_d: object
     scaler: object
+    g_train: torch.nn.Module | None = None
+    d_train: torch.nn.Module | None = None
 
 
 def build_models(cfg, env):
@@ -229,69 +227,92 @@ def build_models(cfg, env):
     # bf16 needs no loss scaling; the scaler is kept (disabled) so fp16 could be added without
     # changing the checkpoint layout.
     scaler = torch.amp.GradScaler(env.device.type, enabled=False)
-    return Models(g, d, g_ema, opt_g, opt_d, sched_g, sched_d, scaler)
+    return Models(g, d, g_ema, opt_g, opt_d, sched_g, sched_d, scaler, g, d)
 
 
-def make_state(m, cfg, step, epoch, batch_in_epoch, bad_steps):
+def wrap_models(m, cfg, env):
+    """Set m.g_train / m.d_train: torch.compile (train.compile), then DDP (world_size > 1)."""
+    g, d = m.g, m.d
+    if cfg.train.compile:
+        g, d = torch.compile(g), torch.compile(d)
+    if env.world_size > 1:
+        ids = [env.device.index] if env.device.type == "cuda" else None
+        g, d = DDP(g, device_ids=ids), DDP(d, device_ids=ids)
+    m.g_train, m.d_train = g, d
+    return m
+
+
+def train_step(m, batch, cfg, env, step):
+    """One optimiser step: G forward under autocast, the real pair, d_step, g_step, both
+    schedulers and, when both updates were applied, the EMA.
+
+    batch: a Batch on the device; step: steps done before this one. -> (terms: dict of detached
+    float32 scalars from d_step and g_step, ok: False when a loss was not finite and the step was
+    skipped on every rank)."""
+    with env.autocast():
+        ab_fake = m.g_train(batch.gray, batch.mask)
+    ab_shown = losses.real_pair_ab(batch.ab_real, batch.mask, cfg.loss.real_target)
+    d_terms, d_ok = d_step(m.d_train, m.opt_d, batch.gray, batch.mask, ab_shown, ab_fake, cfg.loss, env)
+    g_terms, g_ok = g_step(m.d, m.opt_g, batch.gray, batch.mask, batch.ab_real, ab_fake, cfg.loss, env)
+    with warnings.catch_warnings():
+        # a skipped first optimizer step makes torch warn about the call order; the schedule is
+        # a function of the step, so nothing is off
+        warnings.simplefilter("ignore", UserWarning)
+        m.sched_g.step()
+        m.sched_d.step()
+    ok = d_ok and g_ok
+    if ok:
+        update_ema(m.g_ema, m.g, cfg.train.ema_decay, step + 1)
+    return {**d_terms, **g_terms}, ok
+
+
+# ----------------------------------------------------------------------------- the run
+
+@dataclass
+class Position:
+    """Where a run is: what a checkpoint stores besides the weights, and what resume restores."""
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    bad_steps: int = 0               # non-finite steps in a row
+    last_saved: int | None = None    # step of the newest good checkpoint on disk
+
+    def advance(self, steps_per_epoch):
+        self.step += 1
+        self.batch_in_epoch += 1
+        if self.batch_in_epoch >= steps_per_epoch:
+            self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+
+
+def make_state(m, cfg, pos):
     return {
         "format": "gan_colorize/1",
         "g": m.g.state_dict(), "d": m.d.state_dict(), "g_ema": m.g_ema.state_dict(),
         "opt_g": m.opt_g.state_dict(), "opt_d": m.opt_d.state_dict(),
         "sched_g": m.sched_g.state_dict(), "sched_d": m.sched_d.state_dict(),
         "scaler": m.scaler.state_dict(),
-        "step": step, "epoch": epoch, "batch_in_epoch": batch_in_epoch, "bad_steps": bad_steps,
-        "config": cfg.to_dict(), "rng": checkpoint.rng_state(),
+        "step": pos.step, "epoch": pos.epoch, "batch_in_epoch": pos.batch_in_epoch,
+        "bad_steps": pos.bad_steps, "config": cfg.to_dict(), "rng": checkpoint.rng_state(),
     }
 
 
-def restore_state(m, state, cfg):
+def resume(m, cfg, env, path):
+    """Load the checkpoint at `path` (None: a fresh start) into m and the RNGs -> Position."""
+    if path is None:
+        return Position()
+    state = checkpoint.load(path, map_location="cpu")
     diff = checkpoint.config_diff(state.get("config", {}), cfg.to_dict())
     for name in ("g", "d", "g_ema"):
         checkpoint.load_into(getattr(m, name), state[name], name.upper().replace("_EMA", "_ema"), diff)
     for name in ("opt_g", "opt_d", "sched_g", "sched_d", "scaler"):
         getattr(m, name).load_state_dict(state[name])
-
-
-def find_resume(cfg):
-    """The checkpoint to resume from, or None. auto: <out_dir>/<name>/checkpoints/latest.pt when
-    train.name is set, else the newest run under out_dir from the same preset with a latest.pt."""
-    resume = cfg.train.resume
-    if not resume:
-        return None
-    if resume != "auto":
-        return Path(resume)
-    out = Path(cfg.train.out_dir)
-    if cfg.train.name:
-        path = out / cfg.train.name / "checkpoints" / "latest.pt"
-        return path if path.is_file() else None
-    found = []
-    for path in out.glob("*/checkpoints/latest.pt"):
-        try:
-            preset = json.loads((path.parents[1] / "config.json").read_text()).get("preset", "")
-        except (OSError, ValueError):
-            continue
-        if preset == cfg.preset:
-            found.append((path.stat().st_mtime, path))
-    return max(found)[1] if found else None
-
-
-def make_run_dir(cfg, resume_path):
-    """The run folder: the resumed run's own, or a new auto-named one. Probed for writing."""
-    if resume_path is not None and resume_path.parent.name == "checkpoints":
-        run_dir = resume_path.parents[1]
+    pos = Position(state["step"], state["epoch"], state["batch_in_epoch"],
+                   state.get("bad_steps", 0), state["step"])
+    if env.is_main:
+        checkpoint.set_rng_state(state["rng"])
     else:
-        name = cfg.train.name or f"{datetime.now():%Y%m%d-%H%M%S}-{cfg.preset or 'custom'}"
-        run_dir = Path(cfg.train.out_dir) / name
-    try:
-        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-        for tmp in (run_dir / "checkpoints").glob(".*.tmp"):
-            tmp.unlink()  # a save killed midway (SIGKILL, power loss); only this run writes here
-        probe = run_dir / ".write_probe"
-        probe.write_bytes(b"0" * 4096)
-        probe.unlink()
-    except OSError as err:
-        raise UserError(f"train.out_dir: cannot write to {run_dir}: {err.strerror or err}") from None
-    return run_dir
+        seed_everything(cfg.train.seed + env.rank + 1000003 * pos.step)
+    return pos
 
 
 def all_finite(*modules):
@@ -301,29 +322,30 @@ def all_finite(*modules):
     return bool(torch.stack(flags).all()) if flags else True
 
 
-def trim_log(path, step):
-    """Keep the rows of a metrics.jsonl with row['step'] <= step (atomically); unreadable
-    lines (a row cut by a kill) go too."""
-    if not path.is_file():
+def save(m, cfg, pos, ckpt_dir, numbered=False):
+    """Write latest.pt (and step_N.pt) on rank 0 (ckpt_dir None elsewhere). Inside a run of
+    non-finite steps, or with non-finite weights, the state may be the very thing that diverges:
+    the last good checkpoint is kept instead."""
+    if ckpt_dir is None or pos.bad_steps or not all_finite(m.g, m.d, m.g_ema):
         return
-    keep = []
-    for line in path.read_text().splitlines():
-        try:
-            if json.loads(line)["step"] <= step:
-                keep.append(line)
-        except (ValueError, KeyError, TypeError):
-            pass
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(row + "\n" for row in keep))
-    os.replace(tmp, path)
+    state = make_state(m, cfg, pos)
+    checkpoint.save(state, ckpt_dir / "latest.pt")
+    if numbered:
+        checkpoint.save(state, ckpt_dir / f"step_{pos.step:07d}.pt")
+    pos.last_saved = pos.step
 
 
-def broadcast(obj, env):
-    if env.world_size == 1:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
+def batches(loader, sampler, pos, cfg):
+    """The loader's batches from `pos` on, until train.steps: each epoch re-seeds the sampler,
+    and a resumed epoch skips the batches already trained on. The caller advances pos."""
+    while pos.step < cfg.train.steps:
+        epoch = pos.epoch
+        sampler.set_epoch(epoch)
+        sampler.set_start(pos.batch_in_epoch * cfg.train.batch_size)
+        for batch in loader:
+            yield batch
+            if pos.epoch != epoch or pos.step >= cfg.train.steps:
+                break
 
 
 class StopFlag:
@@ -334,7 +356,7 @@ class StopFlag:
         self._old = {}
 
     def __enter__(self):
-        if threading_is_main():
+        if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._old[sig] = signal.signal(sig, self._handle)
         return self
@@ -349,32 +371,21 @@ class StopFlag:
             signal.signal(sig, old)
 
 
-def threading_is_main():
-    import threading
-    return threading.current_thread() is threading.main_thread()
-
-
-def fixed_batch(cfg, n=8):
-    """n held-out (val) images spread over the split, with their fixed evaluation masks."""
+def fixed_batch(cfg, env, n=8):
+    """n held-out (val) images spread over the split, with their fixed evaluation masks -> Batch."""
     loader, _ = data.build_loader(cfg, "val", train=False, batch_size=n, progress=False)
     ds = loader.dataset
     picks = sorted(set(np.linspace(0, len(ds) - 1, n).round().astype(int).tolist()))
-    return torch.utils.data.default_collate([ds[i] for i in picks])
+    return to_device(torch.utils.data.default_collate([ds[i] for i in picks]), env)
 
 
 @torch.no_grad()
-def sample_grid(g_ema, fixed, env):
-    """Rows of gray | mask | output | desired for the fixed held-out batch -> uint8 (3,H',W')."""
-    import torchvision
-    gray, ab_real, mask = fixed
+def sample_sheet(g_ema, fixed, env):
+    """Rows of gray | mask | output | desired for the fixed held-out Batch -> uint8 (H',W',3)."""
     with env.autocast():
-        ab_fake = g_ema(gray, mask).float()
-    gray3 = ((gray.float() + 1) / 2).expand(-1, 3, -1, -1)
-    rows = [gray3, mask.float().expand(-1, 3, -1, -1), color.model_to_rgb(gray, ab_fake),
-            color.model_to_rgb(gray, losses.desired_ab(ab_real, mask))]
-    tiles = torch.stack(rows, 1).flatten(0, 1).cpu()
-    grid = torchvision.utils.make_grid(tiles, nrow=4, padding=2, pad_value=1.0)
-    return (grid * 255).round().to(torch.uint8)
+        ab_fake = g_ema(fixed.gray, fixed.mask).float()
+    desired = losses.desired_ab(fixed.ab_real, fixed.mask)
+    return contact_sheet(sheet_tiles(fixed.gray, fixed.mask, ab_fake, desired))
 
 
 @dataclass
@@ -386,159 +397,58 @@ class TrainResult:
     stopped_by: str | None = None
 
 
-def to_device(batch, env):
-    rgb = batch["rgb"].to(env.device, non_blocking=True)
-    mask = batch["mask"].to(env.device, non_blocking=True)
-    gray, ab_real = color.rgb_uint8_to_model(rgb)
-    if env.channels_last:
-        gray, ab_real, mask = (t.contiguous(memory_format=torch.channels_last) for t in (gray, ab_real, mask))
-    return gray, ab_real, mask
-
-
-def train(cfg, stop_at=None):
-    """Train per `cfg` until cfg.train.steps (or `stop_at`, used by tests to simulate a stop).
-
-    Returns a TrainResult; writes the run folder on rank 0.
-    """
+def train(cfg):
+    """Train per `cfg` until cfg.train.steps, a signal or too many bad steps -> TrainResult.
+    Writes the run folder on rank 0."""
     env = setup_env(cfg)
     seed_everything(cfg.train.seed + env.rank)
     torch.backends.cudnn.benchmark = True
+    t = cfg.train
 
     resume_path = find_resume(cfg)
-    run_dir = make_run_dir(cfg, resume_path) if env.is_main else None
-    run_dir = broadcast(run_dir, env)
-    state = checkpoint.load(resume_path, map_location="cpu") if resume_path else None
-
+    run_dir = broadcast(make_run_dir(cfg, resume_path) if env.is_main else None, env)
     loader, sampler = data.build_loader(cfg, "train", train=True, rank=env.rank,
                                         world_size=env.world_size)
+    if len(loader) == 0:
+        raise UserError(f"the train split has fewer images than train.batch_size="
+                        f"{t.batch_size} x {env.world_size} process(es)")
     m = build_models(cfg, env)
-    step, epoch, batch_in_epoch, bad_steps = 0, 0, 0, 0
-    last_saved = None   # step of the newest good checkpoint on disk
-    if state is not None:
-        last_saved = state["step"]
-        restore_state(m, state, cfg)
-        step, epoch, batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
-        bad_steps = state.get("bad_steps", 0)
-        if env.is_main:
-            checkpoint.set_rng_state(state["rng"])
-        else:
-            seed_everything(cfg.train.seed + env.rank + 1000003 * step)
-        del state
-
-    g_train, d_train = m.g, m.d
-    if cfg.train.compile:
-        g_train, d_train = torch.compile(g_train), torch.compile(d_train)
-    if env.world_size > 1:
-        ids = [env.device.index] if env.device.type == "cuda" else None
-        g_train, d_train = DDP(g_train, device_ids=ids), DDP(d_train, device_ids=ids)
-
-    writer = fixed = None
-    if env.is_main:
-        save_config(cfg, run_dir / "config.json")
-        from torch.utils.tensorboard import SummaryWriter
-        # after a resume, the rows logged past the checkpoint's step were never kept: drop them
-        writer = SummaryWriter(str(run_dir), purge_step=step if step else None)
-        fixed = to_device(fixed_batch(cfg, n=8), env)
-        trim_log(run_dir / "metrics.jsonl", step)
-    log_file = open(run_dir / "metrics.jsonl", "a") if env.is_main else None
+    pos = resume(m, cfg, env, resume_path)
+    wrap_models(m, cfg, env)
 
     ckpt_dir = run_dir / "checkpoints" if env.is_main else None
-    last = stop_at if stop_at is not None else cfg.train.steps
-    sampler.set_start(0)
-    steps_per_epoch = len(loader)
-    if steps_per_epoch == 0:
-        raise UserError(f"the train split has fewer images than train.batch_size="
-                        f"{cfg.train.batch_size} x {env.world_size} process(es)")
-
-    def save(numbered=False):
-        """Write latest.pt (and step_N.pt); False when the state is not worth keeping."""
-        nonlocal last_saved
-        if not env.is_main:
-            return True
-        if bad_steps or not all_finite(m.g, m.d, m.g_ema):
-            # inside a run of non-finite steps (or with overflowed weights) the state may be the
-            # very thing that diverges: keep the last good checkpoint instead of replacing it
-            return False
-        st = make_state(m, cfg, step, epoch, batch_in_epoch, bad_steps)
-        checkpoint.save(st, ckpt_dir / "latest.pt")
-        if numbered:
-            checkpoint.save(st, ckpt_dir / f"step_{step:07d}.pt")
-        last_saved = step
-        return True
-
-    history, sums, n_sum = [], {}, 0
-    t_log, imgs_since = time.perf_counter(), 0
-    pbar = None
     if env.is_main:
-        from tqdm import tqdm
-        pbar = tqdm(total=cfg.train.steps, initial=step, desc="train", dynamic_ncols=True,
-                    mininterval=0.5 if sys.stderr.isatty() else 10)
-    stopped_by = None
+        save_config(cfg, run_dir / "config.json")
+        fixed = fixed_batch(cfg, env)
+    log = RunLog(run_dir if env.is_main else None, t.steps, pos.step)
+    history, stopped_by = [], None
     try:
         with StopFlag() as stop:
-            while step < last and stopped_by is None:
-                sampler.set_epoch(epoch)
-                sampler.set_start(batch_in_epoch * cfg.train.batch_size)
-                for batch in loader:
-                    gray, ab_real, mask = to_device(batch, env)
-                    with env.autocast():
-                        ab_fake = g_train(gray, mask)
-                    ab_shown = losses.real_pair_ab(ab_real, mask, cfg.loss.real_target)
-                    d_terms, d_ok = d_step(d_train, m.opt_d, gray, mask, ab_shown, ab_fake, cfg.loss, env)
-                    g_terms, g_ok = g_step(m.d, m.opt_g, gray, mask, ab_real, ab_fake, cfg.loss, env)
-                    with warnings.catch_warnings():
-                        # a skipped first optimizer step makes torch warn about the call order;
-                        # the schedule is a function of the step, so nothing is off
-                        warnings.simplefilter("ignore", UserWarning)
-                        m.sched_g.step()
-                        m.sched_d.step()
-                    step += 1
-                    batch_in_epoch += 1
-                    imgs_since += gray.shape[0] * env.world_size
-                    if d_ok and g_ok:
-                        bad_steps = 0
-                        update_ema(m.g_ema, m.g, cfg.train.ema_decay, step)
-                        for k, v in {**d_terms, **g_terms}.items():
-                            sums[k] = sums.get(k, 0) + v
-                        n_sum += 1
-                    else:
-                        bad_steps += 1
-                        if bad_steps >= cfg.train.max_bad_steps:
-                            kept = (f"the last good checkpoint (step {last_saved}) is kept in "
-                                    f"{ckpt_dir / 'latest.pt'}" if last_saved is not None and ckpt_dir
-                                    else "no checkpoint was written")
-                            raise UserError(
-                                f"stopping: {bad_steps} steps in a row had non-finite losses (at step "
-                                f"{step}); {kept}; try a lower learning rate or fp32")
-                    if batch_in_epoch >= steps_per_epoch:
-                        epoch, batch_in_epoch = epoch + 1, 0
-                    if step % cfg.train.log_every == 0 or step == last:
-                        history.append(_log(step, sums, n_sum, imgs_since, t_log, m, bad_steps,
-                                            writer, log_file, pbar))
-                        sums, n_sum, imgs_since, t_log = {}, 0, 0, time.perf_counter()
-                    if env.is_main:
-                        pbar.update(1)
-                        if step % cfg.train.sample_every == 0 or step == cfg.train.steps:
-                            grid = sample_grid(m.g_ema, fixed, env)
-                            writer.add_image("samples/gray|mask|output|desired", grid, step)
-                            _save_png(grid, run_dir / "samples" / f"step_{step:07d}.png")
-                    if step % cfg.train.ckpt_every == 0 or step == cfg.train.steps:
-                        save(numbered=True)
-                    elif step % cfg.train.latest_every == 0 or step == last:
-                        save()
-                    if any_rank_true(stop.signal is not None, env):
-                        stopped_by = stop.signal or "a signal on another rank"
-                        save()
-                        break
-                    if step >= last or batch_in_epoch == 0:
-                        break   # done, or a new epoch: re-seed the sampler
+            for batch in batches(loader, sampler, pos, cfg):
+                batch = to_device(batch, env)
+                terms, ok = train_step(m, batch, cfg, env, pos.step)
+                pos.advance(len(loader))
+                pos.bad_steps = 0 if ok else pos.bad_steps + 1
+                log.add(terms if ok else None, batch.gray.shape[0] * env.world_size)
+                if pos.bad_steps >= t.max_bad_steps:
+                    raise UserError(too_many_bad_steps(pos, ckpt_dir))
+                last = pos.step == t.steps
+                if pos.step % t.log_every == 0 or last:
+                    history.append(log.write(pos.step, lr_g=m.opt_g.param_groups[0]["lr"],
+                                             lr_d=m.opt_d.param_groups[0]["lr"],
+                                             bad_steps=pos.bad_steps))
+                if env.is_main and (pos.step % t.sample_every == 0 or last):
+                    log.image(sample_sheet(m.g_ema, fixed, env), pos.step)
+                if pos.step % t.ckpt_every == 0 or last:
+                    save(m, cfg, pos, ckpt_dir, numbered=True)
+                elif pos.step % t.latest_every == 0:
+                    save(m, cfg, pos, ckpt_dir)
+                if any_rank_true(stop.signal is not None, env):
+                    stopped_by = stop.signal or "a signal on another rank"
+                    save(m, cfg, pos, ckpt_dir)
+                    break
     finally:
-        if pbar is not None:
-            pbar.close()
-        if writer is not None:
-            writer.close()
-        if log_file is not None:
-            log_file.close()
+        log.close()
     if env.world_size > 1:
         # DDP broadcasts buffers (BatchNorm statistics) from rank 0 at each forward; after the last
         # step every rank has folded in its own batch, so align them once more at the end.
@@ -546,40 +456,23 @@ def train(cfg, stop_at=None):
             for b in module.buffers():
                 dist.broadcast(b, src=0)
     if stopped_by and env.is_main:
-        latest = ckpt_dir / "latest.pt"
-        if last_saved == step:
-            print(f"{stopped_by}: saved {latest} at step {step}; continue with --resume auto",
-                  file=sys.stderr)
-        else:
-            kept = f"kept {latest} from step {last_saved}" if last_saved is not None else "no checkpoint"
-            print(f"{stopped_by}: stopped at step {step} in a run of non-finite steps, not saved; "
-                  f"{kept}", file=sys.stderr)
-    return TrainResult(run_dir, step, history, m, stopped_by)
+        print(stop_message(stopped_by, pos, ckpt_dir), file=sys.stderr)
+    return TrainResult(run_dir, pos.step, history, m, stopped_by)
 
 
-def _log(step, sums, n, imgs, t0, m, bad_steps, writer, log_file, pbar):
-    dt = max(time.perf_counter() - t0, 1e-9)
-    row = {"step": step, **{k: (v / n).item() for k, v in sums.items()}} if n else {"step": step}
-    row.update(lr_g=m.opt_g.param_groups[0]["lr"], lr_d=m.opt_d.param_groups[0]["lr"],
-               images_per_sec=imgs / dt, bad_steps=bad_steps)
-    if writer is not None:
-        for k, v in row.items():
-            if k == "step":
-                continue
-            group = "loss" if k[:2] in ("g_", "d_") and not k.startswith("d_out") else (
-                "d_output" if k.startswith("d_out") else "train")
-            writer.add_scalar(f"{group}/{k}", v, step)
-        log_file.write(json.dumps(row) + "\n")
-        log_file.flush()
-        pbar.set_postfix({k: f"{row[k]:.3g}" for k in ("d_real", "d_fake", "g_adv", "g_l1", "g_mask_out")
-                          if k in row}, refresh=False)
-    return row
+def too_many_bad_steps(pos, ckpt_dir):
+    kept = (f"the last good checkpoint (step {pos.last_saved}) is kept in {ckpt_dir / 'latest.pt'}"
+            if pos.last_saved is not None and ckpt_dir else "no checkpoint was written")
+    return (f"stopping: {pos.bad_steps} steps in a row had non-finite losses (at step {pos.step}); "
+            f"{kept}; try a lower learning rate or fp32")
 
 
-def _save_png(grid, path):
-    import torchvision
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torchvision.io.write_png(grid, str(path))
+def stop_message(stopped_by, pos, ckpt_dir):
+    latest = ckpt_dir / "latest.pt"
+    if pos.last_saved == pos.step:
+        return f"{stopped_by}: saved {latest} at step {pos.step}; continue with --resume auto"
+    kept = f"kept {latest} from step {pos.last_saved}" if pos.last_saved is not None else "no checkpoint"
+    return f"{stopped_by}: stopped at step {pos.step} in a run of non-finite steps, not saved; {kept}"
 
 
 def run(cfg):

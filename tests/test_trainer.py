@@ -132,11 +132,12 @@ def test_run_writes_outputs(tmp_path):
 def test_resume_is_exact(tmp_path, stop):
     """Stopped at `stop` and resumed: the same per-step losses as one uninterrupted run.
     The samples split has 5 images, batch 2: an epoch is 2 steps, so 3 and 5 stop mid-epoch."""
-    args = ["--train.steps", "7", "--train.out_dir", str(tmp_path)]
-    straight = trainer.train(_tiny(args + ["--train.name", "a"]))
-    first = trainer.train(_tiny(args + ["--train.name", "b"]), stop_at=stop)
+    args = ["--train.out_dir", str(tmp_path)]
+    straight = trainer.train(_tiny(args + ["--train.steps", "7", "--train.name", "a"]))
+    first = trainer.train(_tiny(args + ["--train.steps", str(stop), "--train.name", "b"]))
     assert first.step == stop
-    resumed = trainer.train(_tiny(args + ["--train.name", "b", "--resume", "auto"]))
+    resumed = trainer.train(_tiny(args + ["--train.steps", "7", "--train.name", "b",
+                                          "--resume", "auto"]))
     assert resumed.step == 7
     assert _losses(first.history + resumed.history) == _losses(straight.history)
     for a, b in zip(straight.models.g_ema.state_dict().values(), resumed.models.g_ema.state_dict().values()):
@@ -146,12 +147,12 @@ def test_resume_is_exact(tmp_path, stop):
 def test_resume_drops_log_rows_past_the_checkpoint(tmp_path):
     """A run killed after logging past its last checkpoint: those rows are redone on resume, so
     metrics.jsonl must hold each step once, in order (and a half-written last line goes)."""
-    args = ["--train.steps", "5", "--train.out_dir", str(tmp_path), "--train.name", "k"]
-    trainer.train(_tiny(args), stop_at=3)
+    args = ["--train.out_dir", str(tmp_path), "--train.name", "k"]
+    trainer.train(_tiny(args + ["--train.steps", "3"]))
     log = tmp_path / "k" / "metrics.jsonl"
     with open(log, "a") as f:       # what the killed run had logged after its step-3 save
         f.write('{"step": 4, "g_l1": 9}\n{"step": 5, "g_l1": 9}\n{"step": 6, "g_')
-    trainer.train(_tiny(args + ["--resume", "auto"]))
+    trainer.train(_tiny(args + ["--train.steps", "5", "--resume", "auto"]))
     rows = [json.loads(line) for line in log.read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3, 4, 5]
     assert all(r["g_l1"] != 9 for r in rows)
@@ -198,11 +199,11 @@ def test_ddp_two_processes_end_with_identical_weights(tmp_path):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_bf16_channels_last_trains_and_resumes(tmp_path):
-    args = ["--train.steps", "4", "--train.out_dir", str(tmp_path), "--train.name", "c",
+    args = ["--train.out_dir", str(tmp_path), "--train.name", "c",
             "--train.device", "cuda", "--train.precision", "bf16", "--train.channels_last", "on"]
-    first = trainer.train(_tiny(args), stop_at=2)
+    first = trainer.train(_tiny(args + ["--train.steps", "2"]))
     assert next(first.models.g.parameters()).is_cuda
-    resumed = trainer.train(_tiny(args + ["--resume", "auto"]))
+    resumed = trainer.train(_tiny(args + ["--train.steps", "4", "--resume", "auto"]))
     assert resumed.step == 4 and all(math.isfinite(r["g_l1"]) for r in resumed.history)
     state = torch.load(tmp_path / "c" / "checkpoints" / "latest.pt", weights_only=True)
     assert state["rng"]["cuda"] is not None

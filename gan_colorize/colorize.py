@@ -35,7 +35,6 @@ path equal to an input is an error before anything runs. Unreadable inputs (corr
 an image) are reported one line each and skipped; exit status 0 when at least one image was
 written, 2 (`error: ...`) when none was or on a usage error.
 """
-import argparse
 import os
 import sys
 import warnings
@@ -276,33 +275,27 @@ class Colorizer:
 # ---------------------------------------------------------------------------------------------
 # the CLI
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit 2, like every other error of the tools
-        raise UserError(f"{message} (see --help)")
+INTRO = ("Colorizes images only where a mask says so. Outputs <stem>_color.png and "
+         "<stem>_mask.png (and\n<stem>_sheet.png with --sheet) at the input's resolution. "
+         "Exit 0 when at least one image was\nwritten; unreadable inputs are reported and skipped. "
+         f"Default checkpoint: {DEFAULT_CHECKPOINT}")
 
 
-def _parser():
-    p = _Parser(prog="gan-colorize", description="Colorize images only where a mask says so.",
-                epilog="Outputs <stem>_color.png and <stem>_mask.png (and <stem>_sheet.png with "
-                       "--sheet) at the input's resolution. Exit 0 when at least one image was "
-                       "written; unreadable inputs are reported and skipped.")
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders (recursive)")
-    p.add_argument("--checkpoint", default=None,
-                   help=f"training checkpoint (default: {DEFAULT_CHECKPOINT})")
-    p.add_argument("--mask", required=True,
-                   help="a mask file (every input), a folder of masks (matched by file stem, "
-                        "STEM.png or STEM_mask.png), or a family spec such as impa=0 or brush:1,rect:1")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--composite", choices=COMPOSITES, default="none",
-                   help="hard: force ab = 0 outside the mask (default none: the raw output)")
-    p.add_argument("--sheet", action="store_true", help="also write gray | mask | output")
-    p.add_argument("--size", type=int, default=None,
-                   help="working shorter side in px (default: the checkpoint's data.size)")
-    p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
-    p.add_argument("--seed", type=int, default=0, help="seed for family-spec masks")
-    return p
+def parse_args(argv):
+    """-> (cfg.colorize settings, input paths), validated; the one config parser."""
+    from .config import COLORIZE, ConfigError, parse_command_line, validate, with_alias
+    cfg, inputs = parse_command_line(argv, COLORIZE, intro=INTRO)
+    try:
+        validate(cfg, check_paths=False, training=False)
+    except ConfigError as err:
+        raise with_alias(err, COLORIZE) from None
+    c = cfg.colorize
+    for flag, value in (("--mask", c.mask), ("--out", c.out)):
+        if not value:
+            raise UserError(f"{flag} is required (see --help)")
+    if not inputs:
+        raise UserError("no INPUT given: name image files or folders (see --help)")
+    return c, inputs
 
 
 def _collect_inputs(args_inputs, out_dir):
@@ -416,15 +409,9 @@ class _MaskSource:
 @cli_main
 def main(argv=None):
     """`gan-colorize --mask SPEC --out DIR [options] INPUT...`; see the module docstring."""
-    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
-    if args.size is not None and not 32 <= args.size <= 8192:
-        raise UserError(f"--size: {args.size} must be in [32, 8192]")
-    if args.batch_size < 1:
-        raise UserError(f"--batch-size: {args.batch_size} must be >= 1")
-    if args.seed < 0:
-        raise UserError(f"--seed: {args.seed} must be >= 0")
+    args, paths = parse_args(sys.argv[1:] if argv is None else argv)
     masks = _MaskSource(args.mask, args.seed)
-    inputs, errors = _collect_inputs(args.inputs, args.out)
+    inputs, errors = _collect_inputs(paths, args.out)
     for line in errors:
         print(line, file=sys.stderr)
     if not inputs:
@@ -439,8 +426,8 @@ def main(argv=None):
 
     from .imageio import read_image
     from .sheets import save_png
-    colorizer = Colorizer.from_checkpoint(args.checkpoint, device=args.device, size=args.size,
-                                          precision=args.precision)
+    colorizer = Colorizer.from_checkpoint(args.checkpoint or None, device=args.device,
+                                          size=args.size or None, precision=args.precision)
     n_ok, n_bad = 0, len(errors)
     bar = tqdm(total=len(inputs), desc="colorize", unit="img", dynamic_ncols=True,
                mininterval=0.5 if sys.stderr.isatty() else 10)

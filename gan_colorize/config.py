@@ -27,80 +27,103 @@ class ConfigError(UserError):
         super().__init__("".join(c if c.isprintable() else repr(c)[1:-1] for c in str(message)))
 
 
+def opt(default, help):
+    """A config field with its one line of meaning, shown by every tool's --help."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass
 class DataConfig:
-    name: str = "samples"            # samples | flowers17 | flowers102 | folder
-    root: str = ""                   # dataset folder; unused by `samples`
-    size: int = 64                   # training crop, px, a multiple of 32
-    cache_dir: str = "~/.cache/gan_colorize"
-    workers: int = 2                 # DataLoader workers per process
-    min_ab_range: float = 5.0        # images whose ab range is below this are left out
-    val_fraction: float = 0.1        # `folder` split: share of images (by path hash) for val
-    test_fraction: float = 0.1       # ... and for test
+    name: str = opt("samples", "dataset: samples (embedded photos) | flowers17 | flowers102 | folder")
+    root: str = opt("", "dataset folder; unused by samples")
+    size: int = opt(64, "training crop side in px, a multiple of 32")
+    cache_dir: str = opt("~/.cache/gan_colorize", "where the decoded uint8 image cache is kept")
+    workers: int = opt(2, "DataLoader worker processes per training process")
+    min_ab_range: float = opt(5.0, "images whose ab range (Lab units) is below this are left out as gray")
+    val_fraction: float = opt(0.1, "folder datasets: share of images (by path hash) for val")
+    test_fraction: float = opt(0.1, "folder datasets: share of images (by path hash) for test")
 
 
 @dataclass
 class MaskConfig:
-    train: str = "impa:1,stripes:1,grid:1,rect:1,brush:1"  # family mixture for training
-    eval: str = "impa:1"             # family mixture for the held-out sample grid and evaluation
-    pairing: str = "random"          # random: a fresh mask per draw; all: every image x fixed mask
+    train: str = opt("impa:1,stripes:1,grid:1,rect:1,brush:1", "mask family mixture drawn for training")
+    preview: str = opt("impa:1", "mask families of the fixed sample grid shown while training")
+    pairing: str = opt("random", "random: a fresh mask per draw; all: every image with every fixed mask")
 
 
 @dataclass
 class ModelConfig:
-    generator: str = "unet11"        # unet11 | seed
-    discriminator: str = "patch"     # patch | seed
-    width: float = 1.0               # channel multiplier for G and D
-    spectral_norm: bool = False      # spectral norm in D
+    generator: str = opt("unet11", "generator architecture")
+    discriminator: str = opt("patch", "discriminator architecture")
+    width: float = opt(1.0, "channel multiplier for G and D")
+    spectral_norm: bool = opt(False, "spectral normalisation on every layer of D (and no norm layers)")
 
 
 @dataclass
 class LossConfig:
-    adversarial: str = "vanilla"     # vanilla | lsgan | hinge
-    adv_weight: float = 1.0
-    label_smoothing: float = 0.0     # one-sided: real targets become 1 - label_smoothing
-    real_target: str = "partial"     # partial: D sees ab_real*mask; full: ab_real (the study's bug)
-    l1_weight: float = 100.0         # L1 against the desired output ab_real*mask
-    mask_loss: str = "l2"            # l2 (squared) | huber
-    mask_weight_in: float = 0.0      # weight of the mask loss inside the mask
-    mask_weight_out: float = 100.0   # weight of the mask loss outside the mask
-    huber_delta: float = 0.05        # in model ab units (x110 for Lab units)
+    adversarial: str = opt("vanilla", "adversarial loss: vanilla (BCE) | lsgan | hinge")
+    adv_weight: float = opt(1.0, "weight of the adversarial term in G's loss")
+    label_smoothing: float = opt(0.0, "one-sided: D's real targets become 1 - label_smoothing")
+    real_target: str = opt("partial", "what D is shown as real: partial (ab_real*mask) | full (the study's bug)")
+    l1_weight: float = opt(100.0, "weight of the L1 loss against the desired output ab_real*mask")
+    mask_loss: str = opt("l2", "mask loss: l2 (squared error) | huber")
+    mask_weight_in: float = opt(0.0, "weight of the mask loss inside the mask (averaged over its pixels)")
+    mask_weight_out: float = opt(100.0, "weight of the mask loss outside the mask (averaged over its pixels)")
+    huber_delta: float = opt(0.05, "Huber threshold in model ab units (x110 for Lab units)")
 
 
 @dataclass
 class TrainConfig:
-    steps: int = 2000                # optimiser steps (one D step + one G step each)
-    batch_size: int = 16             # per process
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    lr_decay: str = "none"           # none | linear (to 0 at the last step)
-    decay_start: float = 0.5         # fraction of steps after which the linear decay starts
-    ema_decay: float = 0.999         # G_ema; 0 copies G each step
-    seed: int = 0
-    device: str = "auto"             # auto | cpu | cuda
-    precision: str = "auto"          # auto (bf16 on CUDA and on CPUs with AMX/AVX-512 bf16, else fp32) | fp32 | bf16
-    channels_last: str = "auto"      # auto (on for CUDA) | on | off
-    compile: bool = False            # torch.compile G and D
-    log_every: int = 20              # steps between scalar logs
-    sample_every: int = 200          # steps between image grids
-    ckpt_every: int = 500            # steps between numbered checkpoints (latest.pt more often)
-    latest_every: int = 100          # steps between latest.pt writes
-    out_dir: str = "runs"
-    name: str = ""                   # run folder name; empty -> <date>-<preset>-<hash>
-    resume: str = ""                 # "" | auto | path/to/checkpoint.pt
-    max_bad_steps: int = 20          # stop after this many non-finite steps in a row
+    steps: int = opt(2000, "optimiser steps (one D step + one G step each)")
+    batch_size: int = opt(16, "images per step, per process")
+    lr_g: float = opt(2e-4, "Adam learning rate of G")
+    lr_d: float = opt(2e-4, "Adam learning rate of D")
+    beta1: float = opt(0.5, "Adam beta1 (G and D)")
+    beta2: float = opt(0.999, "Adam beta2 (G and D)")
+    lr_decay: str = opt("none", "none | linear (to 0 at the last step)")
+    decay_start: float = opt(0.5, "fraction of steps after which the linear decay starts")
+    ema_decay: float = opt(0.999, "decay of G_ema, the averaged G used for samples and evaluation; 0 copies G")
+    seed: int = opt(0, "seed of the weights, the data order, masks and augmentation")
+    device: str = opt("auto", "auto (cuda when available) | cpu | cuda")
+    precision: str = opt("auto", "auto (bf16 on CUDA and on CPUs with AMX/AVX-512 bf16, else fp32) | fp32 | bf16")
+    channels_last: str = opt("auto", "channels_last memory format: auto (on for CUDA) | on | off")
+    compile: bool = opt(False, "torch.compile G and D")
+    log_every: int = opt(20, "steps between scalar logs (TensorBoard, metrics.jsonl)")
+    sample_every: int = opt(200, "steps between sample grids (samples/, TensorBoard)")
+    ckpt_every: int = opt(500, "steps between numbered checkpoints")
+    latest_every: int = opt(100, "steps between latest.pt writes")
+    out_dir: str = opt("runs", "folder that holds the run folders")
+    name: str = opt("", "run folder name; empty: <date>-<time>-<preset>")
+    resume: str = opt("", "empty (a new run) | auto (the newest run of this name or preset) | a checkpoint path")
+    max_bad_steps: int = opt(20, "stop after this many steps in a row with non-finite losses")
 
 
 @dataclass
 class EvalConfig:
-    split: str = "test"
-    masks: str = "impa:1"            # family mixture, or a folder of mask files
-    seed: int = 0
-    batch_size: int = 16
-    max_samples: int = 0             # 0 = the whole split
-    size: int = 0                    # evaluation size; 0 = data.size
+    checkpoint: str = opt("", "evaluate.py: the training checkpoint to score (its G_ema)")
+    out: str = opt("", "evaluate.py: output folder; empty: <run_dir>/eval/<split>-<masks>")
+    split: str = opt("test", "the split to score")
+    masks: str = opt("impa:1", "mask family mixture to score, or a mask file or folder")
+    seed: int = opt(0, "seed of the evaluation masks: sample i gets the mask of (seed, i)")
+    batch_size: int = opt(16, "images per forward pass (does not change the numbers)")
+    max_samples: int = opt(0, "score only the first N samples; 0 = the whole split")
+    size: int = opt(0, "evaluation crop side in px; 0 = data.size")
+    device: str = opt("auto", "auto | cpu | cuda")
+    precision: str = opt("fp32", "fp32 (default: exact, reproducible numbers) | auto | bf16")
+
+
+@dataclass
+class ColorizeConfig:
+    checkpoint: str = opt("", "checkpoint to colorize with; empty: the shipped default")
+    mask: str = opt("", "a mask file (every input), a folder of masks (by file stem) or a family spec")
+    out: str = opt("", "output folder")
+    composite: str = opt("none", "hard: force ab = 0 outside the mask; none: the raw output")
+    sheet: bool = opt(False, "also write <stem>_sheet.png: gray | mask | output")
+    size: int = opt(0, "working shorter side in px; 0 = the checkpoint's data.size")
+    batch_size: int = opt(4, "images per forward pass")
+    device: str = opt("auto", "auto | cpu | cuda")
+    precision: str = opt("auto", "auto (bf16 where measured faster) | fp32 | bf16")
+    seed: int = opt(0, "seed of family-spec masks: input i gets the mask of (seed, i)")
 
 
 @dataclass
@@ -111,6 +134,7 @@ class Config:
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    colorize: ColorizeConfig = field(default_factory=ColorizeConfig)
     preset: str = ""                 # the preset this config was built from, for run names
 
     def to_dict(self):
@@ -130,9 +154,37 @@ CHOICES = {
     "train.precision": ("auto", "fp32", "bf16"),
     "train.channels_last": ("auto", "on", "off"),
     "eval.split": ("train", "val", "test"),
+    "eval.precision": ("auto", "fp32", "bf16"),
+    "colorize.composite": ("none", "hard"),
+    "colorize.precision": ("auto", "fp32", "bf16"),
 }
-# Shorthands that the CLIs accept besides the dotted keys.
-ALIASES = {"--resume": "train.resume", "--device": "train.device", "--steps": "train.steps"}
+# Keys that were renamed: giving the old one is an error that names the new one. Saved configs
+# (checkpoints, config.json) with an old key still load, under the new name.
+RENAMED = {"masks.eval": "masks.preview"}
+
+
+@dataclass(frozen=True)
+class Tool:
+    """What one command line accepts besides --config and --section.key VALUE: shorthands
+    (--name VALUE for a key), flags (--name alone sets a bool key) and positional arguments."""
+    prog: str
+    aliases: dict
+    flags: dict = field(default_factory=dict)
+    positional: str = ""             # metavar of positional arguments; empty: none accepted
+    sections: tuple = ()             # sections shown by --help; empty: all
+    presets: bool = False            # accepts --config PRESET
+
+
+TRAIN = Tool("train.py", {"--resume": "train.resume", "--device": "train.device",
+                          "--steps": "train.steps"}, presets=True)
+EVALUATE = Tool("evaluate.py", {"--checkpoint": "eval.checkpoint", "--out": "eval.out",
+                                "--device": "eval.device", "--precision": "eval.precision"},
+                sections=("eval", "data", "masks"))
+COLORIZE = Tool("gan-colorize", {f"--{k.replace('_', '-')}": f"colorize.{k}" for k in
+                                 ("checkpoint", "mask", "out", "composite", "size", "batch_size",
+                                  "device", "precision", "seed")},
+                flags={"--sheet": "colorize.sheet"}, positional="INPUT", sections=("colorize",))
+ALIASES = TRAIN.aliases   # the training shorthands (bench and tests build training configs)
 
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
@@ -171,10 +223,18 @@ def _section_types(section):
     return {f.name: f.type if isinstance(f.type, type) else eval(f.type) for f in fields(section)}
 
 
-def _set(cfg, key, value):
+def _sections():
+    return [f.name for f in fields(Config) if f.name != "preset"]
+
+
+def _set(cfg, key, value, renamed_ok=False):
+    if key in RENAMED:
+        if not renamed_ok:
+            raise ConfigError(f"{key}: this key is now {RENAMED[key]}")
+        key = RENAMED[key]
     parts = key.split(".")
-    if len(parts) != 2 or parts[0] not in {f.name for f in fields(Config)} or parts[0] == "preset":
-        raise ConfigError(f"{key}: unknown config key (sections: data, masks, model, loss, train, eval)")
+    if len(parts) != 2 or parts[0] not in _sections():
+        raise ConfigError(f"{key}: unknown config key (sections: {', '.join(_sections())})")
     section = getattr(cfg, parts[0])
     types = _section_types(section)
     if parts[1] not in types:
@@ -182,7 +242,7 @@ def _set(cfg, key, value):
     setattr(section, parts[1], _coerce(key, value, types[parts[1]]))
 
 
-def _apply_dict(cfg, d, source):
+def _apply_dict(cfg, d, source, renamed_ok=False):
     if not isinstance(d, dict):
         raise ConfigError(f"{source}: expected a mapping of sections, got {type(d).__name__}")
     for section, values in d.items():
@@ -191,7 +251,7 @@ def _apply_dict(cfg, d, source):
         if not isinstance(values, dict):
             raise ConfigError(f"{section}: expected a mapping in {source}, got {values!r}")
         for k, v in values.items():
-            _set(cfg, f"{section}.{k}", v)
+            _set(cfg, f"{section}.{k}", v, renamed_ok)
 
 
 def find_preset(name):
@@ -218,65 +278,102 @@ def load_preset(cfg, name):
 def from_dict(d):
     """A Config from `to_dict()` output (checkpoints, saved config.json); validates keys and types."""
     cfg = Config()
-    _apply_dict(cfg, {k: v for k, v in d.items() if k != "preset"}, "config dict")
+    _apply_dict(cfg, {k: v for k, v in d.items() if k != "preset"}, "config dict", renamed_ok=True)
     cfg.preset = d.get("preset", "")
     return cfg
 
 
-def parse_overrides(argv):
-    """['--a.b', 'v', '--c.d=w', '--resume', 'auto'] -> (preset or None, [(key, value)])."""
-    preset, pairs, i = None, [], 0
+def parse_overrides(argv, tool=TRAIN):
+    """['--a.b', 'v', '--c.d=w', '--resume', 'auto', 'photo.jpg'] ->
+    (preset or None, [(key, value)], [positional]); tool's shorthands become their keys."""
+    preset, pairs, rest, i = None, [], [], 0
     while i < len(argv):
         arg = argv[i]
-        if not arg.startswith("--"):
-            raise ConfigError(f"{arg}: unexpected argument (use --section.key value)")
-        name, eq, value = arg.partition("=")
-        if not eq:
-            if i + 1 >= len(argv):
-                raise ConfigError(f"{name}: missing value")
-            value = argv[i + 1]
-            i += 1
         i += 1
-        if name == "--config":
-            preset = value
-        elif name in ALIASES:
-            pairs.append((ALIASES[name], value))
-        else:
-            pairs.append((name[2:], value))
-    return preset, pairs
-
-
-def usage(prog, default_preset=None):
-    """The --help text: every key with its default, grouped by section."""
-    lines = [f"usage: {prog} [--config PRESET_OR_YAML] [--section.key VALUE ...]",
-             f"presets in {CONFIG_DIR}: " + ", ".join(sorted(p.stem for p in CONFIG_DIR.glob('*.yaml')))
-             + (f" (default: {default_preset})" if default_preset else ""),
-             "shorthands: " + ", ".join(f"{a} = --{k}" for a, k in ALIASES.items()), ""]
-    cfg = Config()
-    for f in fields(Config):
-        if f.name == "preset":
+        if not arg.startswith("--"):
+            if not tool.positional:
+                raise ConfigError(f"{arg}: unexpected argument (use --section.key value)")
+            rest.append(arg)
             continue
-        section = getattr(cfg, f.name)
-        for key, value in dataclasses.asdict(section).items():
-            choices = CHOICES.get(f"{f.name}.{key}")
-            extra = f"  ({'|'.join(choices)})" if choices else ""
-            lines.append(f"  --{f.name}.{key} {value!r}{extra}")
+        name, eq, value = arg.partition("=")
+        if name in tool.flags and not eq:
+            pairs.append((tool.flags[name], "true"))
+            continue
+        if not eq:
+            if i >= len(argv):
+                raise ConfigError(f"{name}: missing value")
+            value = argv[i]
+            i += 1
+        if name == "--config" and tool.presets:
+            preset = value
+        else:
+            key = tool.aliases.get(name) or tool.flags.get(name) or name[2:]
+            pairs.append((key, value))
+    return preset, pairs, rest
+
+
+def usage(tool=TRAIN, default_preset=None, intro=""):
+    """The --help text: every key of the tool's sections with its default and meaning."""
+    pos = f" {tool.positional} [{tool.positional} ...]" if tool.positional else ""
+    config = "[--config PRESET_OR_YAML] " if tool.presets else ""
+    lines = [f"usage: {tool.prog} {config}[--section.key VALUE ...]{pos}"]
+    if intro:
+        lines.append(intro)
+    if tool.presets:
+        lines.append(f"presets in {CONFIG_DIR}: "
+                     + ", ".join(sorted(p.stem for p in CONFIG_DIR.glob('*.yaml')))
+                     + (f" (default: {default_preset})" if default_preset else ""))
+    short = [f"{a} = --{k}" for a, k in tool.aliases.items()]
+    short += [f"{a} = --{k} true" for a, k in tool.flags.items()]
+    lines += ["shorthands: " + ", ".join(short), ""]
+    cfg = Config()
+    rows = []
+    for name in tool.sections or _sections():
+        section = getattr(cfg, name)
+        for f in fields(section):
+            choices = CHOICES.get(f"{name}.{f.name}")
+            meaning = f.metadata.get("help", "")
+            if choices and not all(c in meaning for c in choices):
+                meaning += f" ({'|'.join(choices)})"
+            rows.append((f"--{name}.{f.name} {getattr(section, f.name)!r}", meaning))
+    width = max(len(r[0]) for r in rows)
+    lines += [f"  {k.ljust(width)}  {m}" for k, m in rows]
     return "\n".join(lines)
 
 
-def load_config(argv=(), default_preset=None, check_paths=True, prog="train.py"):
-    """Build, override and validate a Config from command-line style arguments."""
+def parse_command_line(argv, tool=TRAIN, base=None, default_preset=None, intro=""):
+    """The one parser of every tool: -> (Config, positional arguments), not yet validated.
+    base: a Config to start from (evaluation: the checkpoint's), else the dataclass defaults and
+    the preset. --help prints usage() and exits 0."""
     argv = list(argv)
     if "-h" in argv or "--help" in argv:
-        print(usage(prog, default_preset))
+        print(usage(tool, default_preset, intro))
         raise SystemExit(0)
-    preset, pairs = parse_overrides(argv)
-    cfg = Config()
-    if preset or default_preset:
+    preset, pairs, rest = parse_overrides(argv, tool)
+    cfg = Config() if base is None else base
+    if preset or (default_preset and base is None):
         load_preset(cfg, preset or default_preset)
     for key, value in pairs:
         _set(cfg, key, value)
-    validate(cfg, check_paths=check_paths)
+    return cfg, rest
+
+
+def with_alias(err, tool):
+    """A ConfigError about a key that has a shorthand names both: 'colorize.size (--size): ...'."""
+    msg = str(err)
+    for alias, key in {**tool.aliases, **tool.flags}.items():
+        if msg.startswith(key + ":"):
+            return ConfigError(f"{key} ({alias}){msg[len(key):]}")
+    return err
+
+
+def load_config(argv=(), default_preset=None, check_paths=True, tool=TRAIN):
+    """Build, override and validate a training Config from command-line style arguments."""
+    cfg, _ = parse_command_line(argv, tool, default_preset=default_preset)
+    try:
+        validate(cfg, check_paths=check_paths)
+    except ConfigError as err:
+        raise with_alias(err, tool) from None
     return cfg
 
 
@@ -295,6 +392,7 @@ def validate(cfg, check_paths=True, training=True):
             raise ConfigError(f"{key}: {getattr(getattr(cfg, section), name)!r} {what}")
 
     d, t, l, e = cfg.data, cfg.train, cfg.loss, cfg.eval
+    _validate_tools(cfg, need)
     need("data.size", d.size >= 32 and d.size % 32 == 0, "must be a positive multiple of 32")
     need("eval.size", e.size == 0 or (e.size >= 32 and e.size % 32 == 0),
          "must be 0 or a positive multiple of 32")
@@ -327,7 +425,7 @@ def validate(cfg, check_paths=True, training=True):
         need("train.resume", os.path.isfile(t.resume), "is not a file (use auto or a checkpoint path)")
 
     from .masks import MaskSpecError, MaskSampler  # lazy: masks pulls in skimage
-    for key, spec in (("masks.train", cfg.masks.train), ("masks.eval", cfg.masks.eval)):
+    for key, spec in (("masks.train", cfg.masks.train), ("masks.preview", cfg.masks.preview)):
         try:
             sampler = MaskSampler(spec)
         except MaskSpecError as err:
@@ -341,6 +439,20 @@ def validate(cfg, check_paths=True, training=True):
         except MaskSpecError as err:
             raise ConfigError(f"eval.masks: {err}") from None
     return cfg
+
+
+def _device_ok(name):
+    return name in ("auto", "cpu", "cuda") or (name.startswith("cuda:") and name[5:].isdigit())
+
+
+def _validate_tools(cfg, need):
+    """The evaluate.py and gan-colorize settings."""
+    e, c = cfg.eval, cfg.colorize
+    need("eval.device", _device_ok(e.device), "is not one of auto, cpu, cuda, cuda:N")
+    need("colorize.device", _device_ok(c.device), "is not one of auto, cpu, cuda, cuda:N")
+    need("colorize.size", c.size == 0 or 32 <= c.size <= 8192, "must be 0 or in [32, 8192]")
+    need("colorize.batch_size", c.batch_size >= 1, "must be >= 1")
+    need("colorize.seed", c.seed >= 0, "must be >= 0")
 
 
 def save_config(cfg, path):

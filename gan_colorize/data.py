@@ -734,7 +734,7 @@ def build_loader(cfg, split, train, rank=0, world_size=1, *, size=None, mask_spe
 
     train=True: masks.train, train.seed, train.batch_size, shuffled, drop_last, an epoch of at
     least one full batch per rank, items keyed by (epoch, position, index).
-    train=False: mask_spec or masks.eval (a folder of mask files also works), eval.seed for the
+    train=False: mask_spec or masks.preview (a folder of mask files also works), eval.seed for the
     masks, eval.batch_size, fixed order, every item once (shards may be uneven across ranks),
     the first max_samples items when max_samples > 0.
     masks.pairing=all pairs every image with every fixed mask when the mask spec is fixed.
@@ -743,7 +743,7 @@ def build_loader(cfg, split, train, rank=0, world_size=1, *, size=None, mask_spe
     """
     from .masks import MaskSampler
     size = int(size or cfg.data.size)
-    spec = cfg.masks.train if train else resolve_mask_spec(mask_spec or cfg.masks.eval)
+    spec = cfg.masks.train if train else resolve_mask_spec(mask_spec or cfg.masks.preview)
     sampler_m = MaskSampler(spec)
     pairing = cfg.masks.pairing
     if pairing == "all" and not sampler_m.is_fixed:

@@ -17,7 +17,8 @@ Sources, all scored by metrics.compute_metrics on the same samples and masks:
   model   G_ema's RAW output ab (no compositing with the mask), with the input L
   gray    ab = 0 everywhere (leak 0, fill 0)
   oracle  the desired image, ab_true * mask (leak 0; the ceiling of every in-mask score)
-fp32 on CPU (exact, reproducible), bf16 autocast on CUDA unless --precision says otherwise.
+fp32 by default on every device (eval.precision: exact, reproducible numbers); --precision auto
+or bf16 trades that for speed.
 
 Written to --out (default <run_dir>/eval/<split>-<masks-slug>):
   metrics.json   {"results": {source: {"overall"|family: {metric: value, "n": count}}},
@@ -46,8 +47,8 @@ import sys
 import time
 from pathlib import Path
 
-from .config import (ConfigError, Config, _set, cli_main, parse_overrides, save_config,
-                     usage, validate)
+from .config import (EVALUATE, ConfigError, Config, _set, cli_main, parse_overrides,
+                     save_config, usage, validate, with_alias)
 from .atomic import write_atomic
 from .errors import UserError
 
@@ -55,39 +56,34 @@ SOURCES = ("model", "gray", "oracle")
 SHEET_ROWS = 8
 TABLE_METRICS = ("leak", "leak_px", "edge_leak", "fill", "psnr_in", "ssim_in", "psnr", "auc_in",
                  "colorfulness")
-OWN_FLAGS = ("--checkpoint", "--out", "--device", "--precision")
+INTRO = ("Scores a checkpoint's G_ema; the config is the checkpoint's own, and the keys given "
+         "here override it\n(model.* cannot change). Any key of any section is accepted; "
+         "the evaluation ones are listed.")
 
 
 # ---------------------------------------------------------------------------------------------
 # command line
 
 def parse_args(argv):
-    """-> (own: {checkpoint, out, device, precision}, config overrides [(key, value)])."""
-    own = {"checkpoint": None, "out": None, "device": "auto", "precision": "auto"}
-    rest, i = [], 0
-    while i < len(argv):
-        arg = argv[i]
-        name, eq, value = arg.partition("=")
-        if name in OWN_FLAGS:
-            if not eq:
-                if i + 1 >= len(argv):
-                    raise UserError(f"{name}: missing value")
-                value = argv[i + 1]
-                i += 1
-            own[name[2:]] = value
-        else:
-            rest.append(arg)
-        i += 1
-    if not own["checkpoint"]:
-        raise UserError("--checkpoint is required (e.g. runs/RUN/checkpoints/latest.pt)")
-    preset, pairs = parse_overrides(rest)
-    if preset is not None:
+    """-> (checkpoint path, config overrides [(key, value)]). Keys and types are checked here,
+    against the defaults, before torch loads; --help prints the keys and exits."""
+    argv = list(argv)
+    if "-h" in argv or "--help" in argv:
+        print(usage(EVALUATE, intro=INTRO))
+        raise SystemExit(0)
+    _, pairs, _ = parse_overrides(argv, EVALUATE)
+    if any(key == "config" for key, _ in pairs):
         raise ConfigError("--config: evaluation starts from the checkpoint's config; "
                           "override single keys (--section.key VALUE) instead")
     probe = Config()
-    for key, value in pairs:  # unknown keys and bad types fail here, before torch loads
-        _set(probe, key, value)
-    return own, pairs
+    try:
+        for key, value in pairs:
+            _set(probe, key, value)
+    except ConfigError as err:
+        raise with_alias(err, EVALUATE) from None
+    if not probe.eval.checkpoint:
+        raise UserError("--checkpoint is required (e.g. runs/RUN/checkpoints/latest.pt)")
+    return probe.eval.checkpoint, pairs
 
 
 def eval_config(state, path, overrides):
@@ -101,7 +97,10 @@ def eval_config(state, path, overrides):
         raise ConfigError("model.*: the architecture comes from the checkpoint and cannot be "
                           "overridden for evaluation")
     # data.root and friends are checked by the data pipeline, with their own messages
-    validate(cfg, check_paths=False, training=False)
+    try:
+        validate(cfg, check_paths=False, training=False)
+    except ConfigError as err:
+        raise with_alias(err, EVALUATE) from None
     return cfg
 
 
@@ -215,9 +214,10 @@ def _sample_key(ds, i):
         return ""
 
 
-def evaluate(ckpt, cfg, state, out_dir, device="auto", precision="auto", progress=True,
+def evaluate(ckpt, cfg, state, out_dir, device=None, precision=None, progress=True,
              log=print):
     """Score G_ema of `state` (loaded from `ckpt`) under `cfg`; write the files to out_dir.
+    device, precision: default cfg.eval.device and cfg.eval.precision (fp32).
     Returns the metrics.json dict (NaN as float here; null in the file)."""
     import torch
     from tqdm import tqdm
@@ -229,8 +229,8 @@ def evaluate(ckpt, cfg, state, out_dir, device="auto", precision="auto", progres
     from .masks import list_mask_files, load_mask_file
     from .metrics import METRIC_NAMES, MetricAccumulator, compute_metrics
 
-    dev = resolve_device(device)
-    amp = resolve_precision(precision, dev)
+    dev = resolve_device(device or cfg.eval.device, key="eval.device")
+    amp = resolve_precision(precision or cfg.eval.precision, dev, key="eval.precision")
     g, _, _ = load_generator(ckpt, dev, state=state)
     e = cfg.eval
     size = e.size or cfg.data.size
@@ -389,31 +389,19 @@ def format_table(report, metrics=TABLE_METRICS):
     return "\n".join(lines)
 
 
-def _usage():
-    return ("usage: evaluate.py --checkpoint PATH [--out DIR] [--device auto|cpu|cuda] "
-            "[--precision auto|fp32|bf16] [--section.key VALUE ...]\n"
-            "The config is the checkpoint's own; keys given here override it (eval.* below).\n\n"
-            + usage("evaluate.py").split("\n", 3)[3])
-
-
 @cli_main
 def main(argv=None):
     """`python evaluate.py --checkpoint C [--out DIR] [--section.key VALUE ...]`."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if "-h" in argv or "--help" in argv:
-        print(_usage())
-        return 0
-    own, overrides = parse_args(argv)
+    ckpt, overrides = parse_args(sys.argv[1:] if argv is None else argv)
     from .checkpoint import load
-    state = load(own["checkpoint"], map_location="cpu")
-    cfg = eval_config(state, own["checkpoint"], overrides)
-    out = own["out"] or default_out(own["checkpoint"], cfg.eval.split, cfg.eval.masks)
+    state = load(ckpt, map_location="cpu")
+    cfg = eval_config(state, ckpt, overrides)
+    out = cfg.eval.out or default_out(ckpt, cfg.eval.split, cfg.eval.masks)
 
     def log(line, file=sys.stdout):
         print(line, file=file, flush=True)
 
-    evaluate(own["checkpoint"], cfg, state, out, device=own["device"], precision=own["precision"],
-             log=log)
+    evaluate(ckpt, cfg, state, out, log=log)
     return 0
 
 

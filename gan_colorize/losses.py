@@ -1,5 +1,5 @@
 """Losses for mask-conditioned partial colorization. All tensors are in model space
-(gray, ab in [-1,1], masks {0,1} with 1 = colour); see design.md.
+(gray, ab in [-1,1], masks {0,1} with 1 = colour); README "Losses" says the same in prose.
 
 Every function casts its inputs to float32 and returns float32 scalars, also under bf16 autocast:
 the reductions over whole batches are where low precision hurts. No function calls .item(), so

@@ -13,6 +13,7 @@ from gan_colorize import colorize
 from gan_colorize.color import lab_to_rgb, rgb_to_lab
 from gan_colorize.colorize import Colorizer, fit_gamut, prepare_mask
 from gan_colorize.config import load_config
+from conftest import hand_made_checkpoint
 from gan_colorize.masks import MaskSampler, mask_rng
 from gan_colorize.networks import build_generator
 
@@ -23,15 +24,8 @@ L_TOL = 0.35   # Lab L units: what uint8 rounding of the output RGB can move L b
 def ckpt(tmp_path_factory):
     """Checkpoint laid out like trainer.make_state; the generator's output bias paints strong
     colour (a ~ 50, b ~ -32) everywhere, so leaks and gamut limits are really exercised."""
-    cfg = load_config(["--model.width", "0.25", "--data.size", "64"])
-    torch.manual_seed(0)
-    g = build_generator(cfg.model)
-    with torch.no_grad():
-        g.out[0].bias.copy_(torch.tensor([0.5, -0.3]))
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    torch.save({"format": "gan_colorize/1", "g_ema": g.state_dict(), "config": cfg.to_dict(),
-                "step": 3}, path)
-    return path
+    return hand_made_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt",
+                                "--model.width", "0.25", "--data.size", "64")
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from gan_colorize import evaluation
+from conftest import hand_made_checkpoint
 from gan_colorize.config import from_dict, load_config
 from gan_colorize.metrics import METRIC_NAMES
 from gan_colorize.networks import build_generator
@@ -21,17 +22,9 @@ def ckpt(tmp_path_factory):
     """A hand-made checkpoint laid out like trainer.make_state (g_ema, config, step): a width-0.25
     generator whose output bias paints strong colour everywhere, so leaks are far from 0."""
     root = tmp_path_factory.mktemp("eval")
-    cfg = load_config(["--model.width", "0.25", "--data.size", "64", "--data.workers", "0",
-                       "--data.cache_dir", str(root / "cache"), "--eval.masks", SPEC])
-    torch.manual_seed(0)
-    g = build_generator(cfg.model)
-    with torch.no_grad():
-        g.out[0].bias.copy_(torch.tensor([0.5, -0.3]))
-    path = root / "run" / "checkpoints" / "latest.pt"
-    path.parent.mkdir(parents=True)
-    torch.save({"format": "gan_colorize/1", "g_ema": g.state_dict(), "config": cfg.to_dict(),
-                "step": 7}, path)
-    return path
+    return hand_made_checkpoint(root / "run" / "checkpoints" / "latest.pt", "--model.width", "0.25",
+                                "--data.size", "64", "--data.workers", "0", "--data.cache_dir",
+                                root / "cache", "--eval.masks", SPEC, step=7)
 
 
 @pytest.fixture(autouse=True)

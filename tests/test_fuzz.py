@@ -244,14 +244,9 @@ def colorize_checkpoint(tmp_path_factory):
     colorize = pytest.importorskip("gan_colorize.colorize")
     if not callable(getattr(colorize, "main", None)):
         pytest.skip("gan_colorize.colorize has no main() yet")
-    import torch
-
-    from gan_colorize import checkpoint
-    from gan_colorize.networks import build_generator
-    torch.manual_seed(0)
-    cfg = load_config(["--config", "quickstart", "--model.width", "0.25", "--data.size", "32"])
-    path = tmp_path_factory.mktemp("ck") / "tiny.pt"
-    checkpoint.save({"g_ema": build_generator(cfg.model).state_dict(), "config": cfg.to_dict()}, path)
+    from conftest import hand_made_checkpoint
+    path = hand_made_checkpoint(tmp_path_factory.mktemp("ck") / "tiny.pt", "--config", "quickstart",
+                                "--model.width", "0.25", "--data.size", "32", ab_bias=None)
     return colorize.main, path
 
 

@@ -12,6 +12,7 @@ import skimage.transform
 import torch
 import torch.multiprocessing as mp
 
+from conftest import tiny_config
 from gan_colorize import color, losses, trainer
 from gan_colorize.config import load_config
 from gan_colorize.networks import build_discriminator, build_generator
@@ -36,10 +37,7 @@ def _cache_in_tmp(tmp_path_factory, monkeypatch):
 
 
 def _tiny(argv=()):
-    return load_config(["--config", "quickstart", "--data.cache_dir", os.environ["GAN_COLORIZE_TEST_CACHE"], "--model.width", "0.25", "--data.size", "32",
-                        "--train.batch_size", "2", "--data.workers", "0", "--train.precision", "fp32",
-                        "--train.log_every", "1", "--train.sample_every", "1000",
-                        "--train.latest_every", "1000", "--train.ckpt_every", "1000", *argv])
+    return tiny_config(*argv, cache_dir=os.environ["GAN_COLORIZE_TEST_CACHE"])
 
 
 def test_d_step_and_g_step_return_named_losses_and_update_only_their_model():
@@ -107,6 +105,22 @@ def test_ema_tracks_generator():
     g_ema = build_generator(cfg.model)
     trainer.update_ema(g_ema, g, decay=0.0, step=1000)
     assert all(torch.equal(a, b) for a, b in zip(g_ema.parameters(), g.parameters()))
+
+
+@pytest.mark.parametrize("step, decay, expected", [
+    (0, 0.999, 0.1), (8, 0.999, 0.5), (90, 0.999, 0.91), (10**6, 0.999, 0.999), (10**6, 0.5, 0.5)])
+def test_ema_warm_up(step, decay, expected):
+    """d = min(decay, (1 + step) / (10 + step)): with g_ema = 1 and g = 0 everywhere, one update
+    leaves d in every parameter."""
+    g, g_ema = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    with torch.no_grad():
+        for p in g.parameters():
+            p.zero_()
+        for p in g_ema.parameters():
+            p.fill_(1)
+    trainer.update_ema(g_ema, g, decay=decay, step=step)
+    for p in g_ema.parameters():
+        assert torch.allclose(p, torch.full_like(p, expected), atol=1e-6), (p, expected)
 
 
 def _losses(history):

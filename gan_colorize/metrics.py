@@ -32,6 +32,9 @@ Aggregate with nanmean (MetricAccumulator does), so undefined images simply do n
               rg = R-G, yb = (R+G)/2 - B,
               sqrt(std_rg^2 + std_yb^2) + 0.3 sqrt(mean_rg^2 + mean_yb^2), population std over
               all pixels.
+  hint_err    (separate function, not in compute_metrics) mean Euclidean ab distance
+              sqrt(da^2 + db^2), Lab units, between output and hint over the hinted pixels: how
+              well the generator obeys colour hints; NaN for an image without hints.
 PSNRs clamp the MSE at MSE_FLOOR (1e-10), so a perfect match reads 100 dB instead of inf.
 """
 import math
@@ -160,6 +163,19 @@ def compute_metrics(lab_out, lab_true, mask):
     m["colorfulness"] = colorfulness(rgb_out)
     m["colorfulness_desired"] = colorfulness(rgb_desired)
     return m
+
+
+@torch.no_grad()
+def hint_err(ab_out, ab_hint, hint_mask):
+    """ab_out, ab_hint (N,2,H,W) in Lab units, hint_mask (N,1,H,W) {0,1} -> float64 (N,).
+
+    Mean over hinted pixels of the Euclidean ab distance sqrt(da^2 + db^2) (the per-pixel error
+    auc_in uses, and Delta E*ab at equal L), not a per-channel mean; NaN where nothing is hinted."""
+    assert ab_out.shape == ab_hint.shape and ab_out.dim() == 4 and ab_out.shape[1] == 2, \
+        (ab_out.shape, ab_hint.shape)
+    assert hint_mask.shape == (ab_out.shape[0], 1, *ab_out.shape[2:]), (hint_mask.shape,)
+    err = (ab_out.double() - ab_hint.double()).pow(2).sum(1, keepdim=True).sqrt()
+    return region_mean(err, hint_mask > 0.5)
 
 
 def _nanmean(values):

@@ -250,3 +250,23 @@ def test_accumulator_families():
     assert s["empty"]["leak"] == pytest.approx(m["leak"][1].item())
     assert math.isnan(s["full"]["leak"])
     assert M.MetricAccumulator().summary() == {"overall": {"n": 0}}
+
+
+def test_hint_err_known_answers():
+    """Image 0: hinted pixels off by (3, 4) -> 5 (Euclidean, not (3+4)/2); unhinted pixels carry
+    a huge error that must not count. Image 1: half the hints exact, half off by (6, 8) -> 5.
+    Image 2: no hints -> NaN."""
+    g = torch.Generator().manual_seed(0)
+    hint = (torch.rand(3, 2, 8, 8, generator=g, dtype=torch.float64) - 0.5) * 200
+    hmask = torch.zeros(3, 1, 8, 8, dtype=torch.float64)
+    hmask[0, :, 2:4, 2:5] = 1
+    hmask[1, :, 0, :] = 1
+    out = hint + 1000  # wrong everywhere off the hints
+    out[0] = torch.where(hmask[0] > 0, hint[0] + torch.tensor([3.0, 4.0]).view(2, 1, 1), out[0])
+    off = torch.tensor([6.0, -8.0]).view(2, 1, 1)
+    out[1, :, 0, :4] = hint[1, :, 0, :4]
+    out[1, :, 0, 4:] = hint[1, :, 0, 4:] + off[:, 0]
+    e = M.hint_err(out, hint, hmask)
+    assert e.shape == (3,) and e.dtype == torch.float64
+    assert e[0].item() == pytest.approx(5.0) and e[1].item() == pytest.approx(5.0)
+    assert math.isnan(e[2].item())

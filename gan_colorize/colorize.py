@@ -114,6 +114,31 @@ def prepare_mask(mask, h, w):
     return np.ascontiguousarray(binary, dtype=np.float32), note
 
 
+def user_hints(hints, mask):
+    """User hints at the image's size, inside its mask: hints None | RGBA uint8 (h',w',4) | list
+    of (x, y, (r, g, b), size) points; mask float32 (H,W) {0,1} -> (hint_ab (2,H,W), hint_mask
+    (1,H,W)) float32 tensors. Hints outside the mask are dropped with a warning saying how many."""
+    import torch
+
+    from . import hints as hint_io
+    h, w = mask.shape
+    if hints is None:
+        return torch.zeros(2, h, w), torch.zeros(1, h, w)
+    if isinstance(hints, np.ndarray):
+        hint_ab, hint_mask = hint_io.hints_from_rgba(hints)
+        hint_ab, hint_mask = hint_io.resize_hints(hint_ab, hint_mask, h, w)
+    elif isinstance(hints, tuple) and len(hints) == 2 and all(torch.is_tensor(t) for t in hints):
+        hint_ab, hint_mask = hint_io.resize_hints(*hints, h, w)   # already parsed (load_hints)
+    else:
+        hint_ab, hint_mask = hint_io.hints_from_points(hints, h, w)
+    hint_ab, hint_mask, dropped = hint_io.drop_outside(hint_ab, hint_mask,
+                                                       torch.from_numpy(mask)[None].float())
+    if dropped:
+        warnings.warn(f"dropped {dropped} hint(s) outside the mask: the mask says where colour "
+                      "may go", stacklevel=3)
+    return hint_ab, hint_mask
+
+
 def working_shape(h, w, size):
     """(h, w) with the shorter side resized to `size`, aspect kept (rounded)."""
     s = size / min(h, w)
@@ -196,42 +221,60 @@ class Colorizer:
         g, cfg, _ = load_generator(path, dev)
         return cls(g, size=size or cfg.data.size, device=dev, precision=precision, config=cfg)
 
-    def colorize(self, image, mask, composite="none"):
-        """image uint8 (H,W) or (H,W,3); mask (h,w) any size/dtype -> uint8 (H,W,3)."""
-        return self.colorize_batch([image], [mask], composite=composite)[0]
+    @property
+    def takes_hints(self):
+        """True for a checkpoint trained with colour hints (model.hints)."""
+        return bool(self.config is not None and self.config.model.hints)
 
-    def colorize_batch(self, images, masks, composite="none", batch_size=8):
-        """Lists of images and masks -> list of uint8 (H_i,W_i,3). Images whose working sizes
-        agree go through the network together, batch_size at a time."""
+    def colorize(self, image, mask, composite="none", hints=None):
+        """image uint8 (H,W) or (H,W,3); mask (h,w) any size/dtype; hints None, an RGBA uint8
+        (h',w',4) array (opaque pixels give their colour; any size, resized to the image) or a
+        list of (x, y, (r, g, b), size) points in image pixels -> uint8 (H,W,3)."""
+        return self.colorize_batch([image], [mask], composite=composite,
+                                   hints=None if hints is None else [hints])[0]
+
+    def colorize_batch(self, images, masks, composite="none", batch_size=8, hints=None):
+        """Lists of images, masks (and hints, or None) -> list of uint8 (H_i,W_i,3). Images whose
+        working sizes agree go through the network together, batch_size at a time. Hints outside
+        a mask are dropped with a warning that says how many: the mask is the law."""
         import torch
         if composite not in COMPOSITES:
             raise ValueError(f"composite must be one of {', '.join(COMPOSITES)}, got {composite!r}")
         if len(images) != len(masks):
             raise ValueError(f"{len(images)} images but {len(masks)} masks")
+        if hints is not None and len(hints) != len(images):
+            raise ValueError(f"{len(images)} images but {len(hints)} hint sets")
+        if hints is not None and any(h is not None for h in hints) and not self.takes_hints:
+            raise UserError("this checkpoint was trained without colour hints (model.hints off): "
+                            "drop the hints or use a checkpoint trained with them")
         items = []
-        for image, mask in zip(images, masks):
+        for k, (image, mask) in enumerate(zip(images, masks)):
             rgb = _as_rgb(image)
             m, note = prepare_mask(mask, *rgb.shape[:2])
             if note:
                 warnings.warn(note, stacklevel=2)
-            items.append((rgb, m))
+            user = None if hints is None else hints[k]
+            items.append((rgb, m, user_hints(user, m) if self.takes_hints else None))
         out = [None] * len(items)
         groups = {}
-        for i, (rgb, _) in enumerate(items):
+        for i, (rgb, _, _) in enumerate(items):
             groups.setdefault(working_shape(*rgb.shape[:2], self.size), []).append(i)
         with torch.inference_mode():
             for shape, idx in groups.items():
                 for k in range(0, len(idx), batch_size):
                     chunk = idx[k:k + batch_size]
                     prepped = [self._prepare(*items[i], shape) for i in chunk]
-                    ab = self._run(torch.cat([p[2] for p in prepped]), torch.cat([p[3] for p in prepped]))
+                    hint = (torch.cat([p[4] for p in prepped]) if self.takes_hints else None)
+                    ab = self._run(torch.cat([p[2] for p in prepped]),
+                                   torch.cat([p[3] for p in prepped]), hint)
                     for j, i in enumerate(chunk):
                         L, m_full = prepped[j][:2]
                         out[i] = self._finish(L, m_full, ab[j:j + 1], composite)
         return out
 
-    def _prepare(self, rgb, mask, shape):
-        """-> (L (1,1,H,W) Lab units, mask (1,1,H,W), gray (1,1,h,w) model space, mask (1,1,h,w))."""
+    def _prepare(self, rgb, mask, hint, shape):
+        """-> (L (1,1,H,W) Lab units, mask (1,1,H,W), gray (1,1,h,w) model space, mask (1,1,h,w),
+        hints (1,3,h,w): hint_ab and hint_mask at the working size, or None)."""
         import torch
         import torch.nn.functional as F
 
@@ -243,17 +286,29 @@ class Colorizer:
                                          antialias=True)).clamp(-1, 1)
         # area coverage then >= 0.5: thin strokes survive a downscale better than nearest would
         m_work = (F.adaptive_avg_pool2d(m_full, shape) >= 0.5).float()
-        return L, m_full, gray, m_work
+        if hint is None:
+            return L, m_full, gray, m_work, None
+        from .hints import drop_outside, resize_hints
+        hint_ab, hint_mask = resize_hints(*hint, *shape)
+        # a hint that lands outside the working mask (a stroke's edge) would leak colour there
+        hint_ab, hint_mask, _ = drop_outside(hint_ab, hint_mask, m_work[0].cpu())
+        return L, m_full, gray, m_work, torch.cat([hint_ab, hint_mask])[None].to(self.device)
 
-    def _run(self, gray, mask):
-        """gray, mask (N,1,h,w) -> ab (N,2,h,w) float32 model units, via padding to 32."""
+    def _run(self, gray, mask, hints=None):
+        """gray, mask (N,1,h,w), hints (N,3,h,w) (hint_ab, hint_mask) or None -> ab (N,2,h,w)
+        float32 model units, via padding to a multiple of 32 (hints padded with zeros: none)."""
         import torch
+        import torch.nn.functional as F
 
         from .networks import pad_to_multiple, unpad
         from .runtime import autocast
         x, pads = pad_to_multiple(torch.cat([gray, mask], 1))
+        args = [x[:, :1], (x[:, 1:] >= 0.5).float()]
+        if hints is not None:
+            h = F.pad(hints, pads)
+            args += [h[:, :2], h[:, 2:]]
         with autocast(self.device, self.amp_dtype):
-            ab = self.g(x[:, :1], (x[:, 1:] >= 0.5).float())
+            ab = self.g(*args)
         return unpad(ab.float(), pads)
 
     def _finish(self, L, m_full, ab, composite):
@@ -352,6 +407,43 @@ def _targets(inputs, out_dir, sheet):
     return result
 
 
+def files_by_stem(folder, exts, suffix):
+    """{input stem: file} for the files of `folder` with one of `exts`: STEM.ext, else
+    STEM<suffix>.ext (exact stems win). How --mask and --hints folders match the inputs."""
+    names = sorted(f for f in os.listdir(folder) if f.lower().endswith(exts) and not f.startswith("."))
+    by_stem = {}
+    for f in names:
+        by_stem.setdefault(Path(f).stem, os.path.join(folder, f))
+    for f in names:
+        stem = Path(f).stem
+        if stem.endswith(suffix):
+            by_stem.setdefault(stem[:-len(suffix)], os.path.join(folder, f))
+    return by_stem
+
+
+class _HintSource:
+    """--hints: an RGBA PNG used for every input, or a folder matched by stem (STEM.png or
+    STEM_hints.png); an input without one gets no hints."""
+
+    def __init__(self, spec):
+        path = os.path.expanduser(spec)
+        self.file = self.by_stem = None
+        if os.path.isfile(path):
+            self.file = path
+        elif os.path.isdir(path):
+            self.by_stem = files_by_stem(path, (".png",), "_hints")
+            if not self.by_stem:
+                raise UserError(f"--hints {spec}: folder holds no .png hint files")
+        else:
+            raise UserError(f"--hints {spec}: no such file or folder")
+
+    def get(self, path, h, w):
+        """-> (hint_ab, hint_mask) at (h, w), or None when this input has no hint file."""
+        from .hints import load_hints
+        src = self.file or self.by_stem.get(Path(path).stem)
+        return None if src is None else load_hints(src, h, w)
+
+
 class _MaskSource:
     """--mask: a file (every input), a folder (by stem), or a family spec (seeded per input)."""
 
@@ -363,17 +455,8 @@ class _MaskSource:
         if os.path.isfile(path):
             self.file = path
         elif os.path.isdir(path):
-            self.folder, self.by_stem = path, {}
-            names = sorted(f for f in os.listdir(path) if f.lower().endswith(MASK_EXTS)
-                           and not f.startswith("."))
-            for f in names:  # exact stems win over STEM_mask
-                stem = Path(f).stem
-                self.by_stem.setdefault(stem, os.path.join(path, f))
-            for f in names:
-                stem = Path(f).stem
-                if stem.endswith("_mask"):
-                    self.by_stem.setdefault(stem[:-5], os.path.join(path, f))
-            if not names:
+            self.folder, self.by_stem = path, files_by_stem(path, MASK_EXTS, "_mask")
+            if not self.by_stem:
                 raise UserError(f"--mask {spec}: folder holds no .png/.jpg/.jpeg masks")
         else:
             try:
@@ -411,6 +494,7 @@ def main(argv=None):
     """`gan-colorize --mask SPEC --out DIR [options] INPUT...`; see the module docstring."""
     args, paths = parse_args(sys.argv[1:] if argv is None else argv)
     masks = _MaskSource(args.mask, args.seed)
+    hint_files = _HintSource(args.hints) if args.hints else None
     inputs, errors = _collect_inputs(paths, args.out)
     for line in errors:
         print(line, file=sys.stderr)
@@ -428,6 +512,9 @@ def main(argv=None):
     from .sheets import save_png
     colorizer = Colorizer.from_checkpoint(args.checkpoint or None, device=args.device,
                                           size=args.size or None, precision=args.precision)
+    if hint_files is not None and not colorizer.takes_hints:
+        raise UserError("--hints: this checkpoint was trained without colour hints (model.hints "
+                        "off); drop --hints or use a checkpoint trained with them")
     n_ok, n_bad = 0, len(errors)
     bar = tqdm(total=len(inputs), desc="colorize", unit="img", dynamic_ncols=True,
                mininterval=0.5 if sys.stderr.isatty() else 10)
@@ -444,6 +531,7 @@ def main(argv=None):
                     rgb, _ = read_image(path)
                     raw, src = masks.get(i, path, rgb)
                     mask, note = prepare_mask(raw, *rgb.shape[:2])
+                    hint = hint_files.get(path, *rgb.shape[:2]) if hint_files else None
                 except UserError as err:
                     msg = str(err)
                     report(msg if msg.startswith("skipped ") else f"skipped: {msg}")
@@ -452,12 +540,18 @@ def main(argv=None):
                     continue
                 if note:
                     report(f"note: {path}: {note}" + (f" ({src})" if src else ""))
-                chunk.append((i, rgb, mask))
+                chunk.append((i, rgb, mask, hint))
             if not chunk:
                 continue
-            outs = colorizer.colorize_batch([c[1] for c in chunk], [c[2] for c in chunk],
-                                            composite=args.composite, batch_size=args.batch_size)
-            for (i, rgb, mask), out in zip(chunk, outs):
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                outs = colorizer.colorize_batch(
+                    [c[1] for c in chunk], [c[2] for c in chunk], composite=args.composite,
+                    batch_size=args.batch_size,
+                    hints=[c[3] for c in chunk] if hint_files else None)
+            for w in caught:
+                report(f"note: {' '.join(str(w.message).split())}")
+            for (i, rgb, mask, _), out in zip(chunk, outs):
                 t = targets[i]
                 try:
                     save_png(out, t["color"])

@@ -57,6 +57,7 @@ class ModelConfig:
     discriminator: str = opt("patch", "discriminator architecture")
     width: float = opt(1.0, "channel multiplier for G and D")
     spectral_norm: bool = opt(False, "spectral normalisation on every layer of D (and no norm layers)")
+    hints: bool = opt(False, "colour hints: G and D also see hint_ab and hint_mask (what colour, where)")
 
 
 @dataclass
@@ -116,6 +117,7 @@ class EvalConfig:
 class ColorizeConfig:
     checkpoint: str = opt("", "checkpoint to colorize with; empty: the shipped default")
     mask: str = opt("", "a mask file (every input), a folder of masks (by file stem) or a family spec")
+    hints: str = opt("", "colour hints: an RGBA PNG (every input) or a folder of them (STEM.png or STEM_hints.png); opaque pixels give their colour")
     out: str = opt("", "output folder")
     composite: str = opt("none", "hard: force ab = 0 outside the mask; none: the raw output")
     sheet: bool = opt(False, "also write <stem>_sheet.png: gray | mask | output")
@@ -181,7 +183,7 @@ EVALUATE = Tool("evaluate.py", {"--checkpoint": "eval.checkpoint", "--out": "eva
                                 "--device": "eval.device", "--precision": "eval.precision"},
                 sections=("eval", "data", "masks"))
 COLORIZE = Tool("gan-colorize", {f"--{k.replace('_', '-')}": f"colorize.{k}" for k in
-                                 ("checkpoint", "mask", "out", "composite", "size", "batch_size",
+                                 ("checkpoint", "mask", "hints", "out", "composite", "size", "batch_size",
                                   "device", "precision", "seed")},
                 flags={"--sheet": "colorize.sheet"}, positional="INPUT", sections=("colorize",))
 ALIASES = TRAIN.aliases   # the training shorthands (bench and tests build training configs)

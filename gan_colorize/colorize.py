@@ -45,6 +45,7 @@ import numpy as np
 
 from .config import ConfigError, cli_main, from_dict
 from .errors import UserError
+from .masks import resize_nearest
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "default.pt"
 COMPOSITES = ("none", "hard")
@@ -138,14 +139,6 @@ def _as_rgb(image):
     return np.ascontiguousarray(a[..., :3])
 
 
-def _resize_nearest(m, h, w):
-    """Nearest neighbour by index arithmetic: the source pixel whose centre is nearest."""
-    H, W = m.shape
-    rows = ((2 * np.arange(h) + 1) * H) // (2 * h)
-    cols = ((2 * np.arange(w) + 1) * W) // (2 * w)
-    return m[rows[:, None], cols[None, :]]
-
-
 def prepare_mask(mask, h, w):
     """Any mask array (see the module docstring) -> (float32 (h,w) of {0,1}, note or None).
     The note says what was adapted (a resize); errors (empty, wrong rank) -> ValueError."""
@@ -180,7 +173,7 @@ def prepare_mask(mask, h, w):
     note = None
     if binary.shape != (h, w):
         note = f"mask is {binary.shape[1]}x{binary.shape[0]}, image is {w}x{h}: resized (nearest)"
-        binary = _resize_nearest(binary, h, w)
+        binary = resize_nearest(binary, h, w)
     return np.ascontiguousarray(binary, dtype=np.float32), note
 
 

@@ -2,7 +2,7 @@
 
 What a first version would do: a torch Dataset that, for every item, PIL-decodes the original
 JPEG at full resolution, applies torchvision's RandomResizedCrop (same scale/ratio as
-TrainDataset) and a horizontal flip on the PIL image, converts to Lab with
+MaskedImageDataset) and a horizontal flip on the PIL image, converts to Lab with
 skimage.color.rgb2lab in float32 in the worker, and returns float tensors. Masks come from the
 same MaskSampler as the real pipeline, so the comparison isolates decoding and colour conversion.
 
@@ -14,9 +14,9 @@ import torch
 
 class StraightforwardDataset(torch.utils.data.Dataset):
     def __init__(self, paths, size, mask_spec, seed=0):
-        from gan_colorize.masks import MaskSampler
+        from gan_colorize.masks import MaskSampler, resolve_spec
         self.paths, self.size, self.seed = list(paths), int(size), int(seed)
-        self.sampler = MaskSampler(mask_spec)
+        self.sampler = MaskSampler(resolve_spec(mask_spec))
         self._tf = None
 
     def __len__(self):
@@ -45,8 +45,8 @@ class StraightforwardDataset(torch.utils.data.Dataset):
 
 def build_loader(cfg, split="train", batch_size=None, workers=None):
     """The straightforward DataLoader over the same split and masks as data.build_loader(cfg)."""
-    from gan_colorize import data
-    records = data.list_split(cfg.data, split)
+    from gan_colorize.splits import list_split
+    records = list_split(cfg.data, split)
     ds = StraightforwardDataset([r.path for r in records], cfg.data.size, cfg.masks.train, cfg.train.seed)
     workers = int(cfg.data.workers if workers is None else workers)
     bs = int(batch_size or cfg.train.batch_size)

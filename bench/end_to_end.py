@@ -141,12 +141,11 @@ def main(argv=None):
     dev = common.resolve_device(args.device)
     isolate = common.isolate_on(args.isolate, dev)
     info = common.machine_info(dev)
-    from gan_colorize import data as gdata
-    from gan_colorize.data import DEFAULT_CACHE_DIR
+    from gan_colorize.cache import DEFAULT_CACHE_DIR, ImageCache
     cache_dir = args.cache_dir or DEFAULT_CACHE_DIR
     cfg = pipeline.data_cfg(args, cache_dir, args.arch, args.width, args.precision[0], dev.type)
     t0 = time.perf_counter()   # build the cache here so that no mode pays for it
-    cache = gdata.ImageCache(cfg.data, "train", progress=True)
+    cache = ImageCache(cfg.data, "train", progress=True)
     cache_info = {"dir": cache.dir, "images": len(cache), "built_now": cache.built_now,
                   "seconds": time.perf_counter() - t0}
     del cache

@@ -135,6 +135,8 @@ def main(argv=None):
     own_cache = args.cache_dir is None
     cache_root = args.cache_dir or tempfile.mkdtemp(prefix="gan_colorize-bench-cache-")
     from gan_colorize import color, data, trainer
+    from gan_colorize.cache import ImageCache
+    from gan_colorize.splits import list_split
     cfg = data_cfg(args, cache_root, device=dev.type, channels_last=args.channels_last)
     env = common.make_env(cfg)
     workers = cfg.data.workers
@@ -145,12 +147,12 @@ def main(argv=None):
         common.log(f"pipeline: building the {args.data}/{args.split} cache at {args.size}px "
                    f"with {workers} workers")
         t0 = time.perf_counter()
-        first = data.ImageCache(cfg.data, args.split, progress=False)
+        first = ImageCache(cfg.data, args.split, progress=False)
         first_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        second = data.ImageCache(cfg.data, args.split, progress=False)
+        second = ImageCache(cfg.data, args.split, progress=False)
         second_s = time.perf_counter() - t0
-        records = data.list_split(cfg.data, args.split)
+        records = list_split(cfg.data, args.split)
         results["cache"] = {
             "images": len(first), "records": first.n_records, "skipped": len(first.skipped),
             "low_colour": len(first.low_colour), "short_side": first.short_side,

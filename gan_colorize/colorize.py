@@ -44,6 +44,7 @@ import numpy as np
 
 from .config import cli_main
 from .errors import UserError
+from .masks import resize_nearest
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "default.pt"
 COMPOSITES = ("none", "hard")
@@ -66,14 +67,6 @@ def _as_rgb(image):
     if a.ndim != 3 or a.shape[2] not in (3, 4) or a.shape[0] < 1 or a.shape[1] < 1:
         raise ValueError(f"image must be (H,W) or (H,W,3), got shape {a.shape}")
     return np.ascontiguousarray(a[..., :3])
-
-
-def _resize_nearest(m, h, w):
-    """Nearest neighbour by index arithmetic: the source pixel whose centre is nearest."""
-    H, W = m.shape
-    rows = ((2 * np.arange(h) + 1) * H) // (2 * h)
-    cols = ((2 * np.arange(w) + 1) * W) // (2 * w)
-    return m[rows[:, None], cols[None, :]]
 
 
 def prepare_mask(mask, h, w):
@@ -110,7 +103,7 @@ def prepare_mask(mask, h, w):
     note = None
     if binary.shape != (h, w):
         note = f"mask is {binary.shape[1]}x{binary.shape[0]}, image is {w}x{h}: resized (nearest)"
-        binary = _resize_nearest(binary, h, w)
+        binary = resize_nearest(binary, h, w)
     return np.ascontiguousarray(binary, dtype=np.float32), note
 
 

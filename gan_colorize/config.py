@@ -426,20 +426,18 @@ def validate(cfg, check_paths=True, training=True):
     if t.resume not in ("", "auto") and check_paths:
         need("train.resume", os.path.isfile(t.resume), "is not a file (use auto or a checkpoint path)")
 
-    from .masks import MaskSpecError, MaskSampler  # lazy: masks pulls in skimage
-    for key, spec in (("masks.train", cfg.masks.train), ("masks.preview", cfg.masks.preview)):
+    # The data code trusts what is checked here: the names above, the fractions, and pairing=all
+    # only with fixed training masks. A spec may be a bare mask file or folder (resolve_spec).
+    from .masks import MaskSampler, MaskSpecError, resolve_spec
+    for key, spec in (("masks.train", cfg.masks.train), ("masks.preview", cfg.masks.preview),
+                      ("eval.masks", e.masks)):
         try:
-            sampler = MaskSampler(spec)
+            sampler = MaskSampler(resolve_spec(spec))
         except MaskSpecError as err:
             raise ConfigError(f"{key}: {err}") from None
         if training and key == "masks.train" and cfg.masks.pairing == "all" and not sampler.is_fixed:
             raise ConfigError(f"masks.pairing: 'all' needs fixed mask families (impa, full, empty, "
                               f"file), got {spec!r}")
-    if not os.path.isdir(os.path.expanduser(e.masks)):
-        try:
-            MaskSampler(e.masks)
-        except MaskSpecError as err:
-            raise ConfigError(f"eval.masks: {err}") from None
     return cfg
 
 

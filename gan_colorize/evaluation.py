@@ -10,8 +10,8 @@ top, validated; model.* cannot change (the weights fix the architecture). Sample
 data.build_loader's eval dataset: deterministic centre crops at eval.size (0 = data.size), one
 mask per sample from masks.mask_rng(eval.seed, index), so the numbers depend on neither batch size
 nor worker count; masks.pairing=all (with a fixed spec such as impa) pairs every image with
-every mask instead. eval.masks may be a family spec (masks.MaskSampler) or a folder of mask
-files: sample i then gets file i % n (sorted), family 'file'.
+every mask instead. eval.masks may be a family spec (masks.MaskSampler) or a mask file or folder
+(= file=PATH): sample i then gets file i % n (sorted), family 'file'.
 
 Sources, all scored by metrics.compute_metrics on the same samples and masks:
   model   G_ema's RAW output ab (no compositing with the mask), with the input L
@@ -226,7 +226,6 @@ def evaluate(ckpt, cfg, state, out_dir, device=None, precision=None, progress=Tr
     from .checkpoint import load_generator
     from .runtime import autocast, resolve_device, resolve_precision
     from .sheets import sheet_tiles
-    from .masks import list_mask_files, load_mask_file
     from .metrics import METRIC_NAMES, MetricAccumulator, compute_metrics
 
     dev = resolve_device(device or cfg.eval.device, key="eval.device")
@@ -234,17 +233,10 @@ def evaluate(ckpt, cfg, state, out_dir, device=None, precision=None, progress=Tr
     g, _, _ = load_generator(ckpt, dev, state=state)
     e = cfg.eval
     size = e.size or cfg.data.size
-    spec_path = os.path.expanduser(e.masks)
-    folder_files = None
-    mask_spec = e.masks
-    if os.path.isdir(spec_path) and cfg.masks.pairing != "all":
-        files = list_mask_files(spec_path)
-        folder_files = torch.stack([torch.from_numpy(load_mask_file(f, size, size)) for f in files])
-        mask_spec = "empty"  # the loader's own draw is replaced below: file i % n
-    loader, _ = data.build_loader(cfg, e.split, train=False, size=size, mask_spec=mask_spec,
+    loader, _ = data.build_loader(cfg, e.split, train=False, size=size, mask_spec=e.masks,
                                   batch_size=e.batch_size, max_samples=e.max_samples)
     ds = loader.dataset
-    families = ["file"] if folder_files is not None else list(ds.sampler.families)
+    families = list(ds.sampler.families)
 
     fid_path, lpips_ok, note = extras_status()
     if note:
@@ -269,12 +261,8 @@ def evaluate(ckpt, cfg, state, out_dir, device=None, precision=None, progress=Tr
         for batch in bar:
             rgb = batch["rgb"].to(dev)
             index = batch["index"].tolist()
-            if folder_files is not None:
-                mask = folder_files[[i % len(folder_files) for i in index]][:, None].to(dev)
-                fams = ["file"] * len(index)
-            else:
-                mask = batch["mask"].to(dev)
-                fams = [families[f] for f in batch["family"].tolist()]
+            mask = batch["mask"].to(dev)
+            fams = [families[f] for f in batch["family"].tolist()]
             gray, ab_real = color.rgb_uint8_to_model(rgb)
             with autocast(dev, amp):
                 ab_fake = g(gray, mask)

@@ -1,6 +1,7 @@
 """Robust image reading: any common file in, uint8 RGB (H,W,3) out, or a one-line BadImageError.
 
-Shared by the dataset cache (data.py) and the inference CLI. Rules, in order:
+Shared by the dataset cache (cache.py), the split lists (splits.py) and the inference CLI.
+Rules, in order:
 - Size is checked from the header before any pixel is decoded: more than `max_pixels`
   (default PIL's Image.MAX_IMAGE_PIXELS, ~89.5 M) is refused as a possible decompression bomb,
   and PIL's own DecompressionBombWarning is turned into the same error.

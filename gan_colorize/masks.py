@@ -357,9 +357,10 @@ def empty(h, w, rng=None, **_):
 MASK_EXTS = (".png", ".jpg", ".jpeg")
 
 
-def _resize_nearest(m, h, w):
-    """Nearest-neighbour resize by integer index arithmetic (source pixel whose centre is
-    nearest to each target pixel centre) - exact and independent of any image library."""
+def resize_nearest(m, h, w):
+    """(H, W) array -> (h, w), nearest neighbour by integer index arithmetic (the source pixel
+    whose centre is nearest to each target pixel centre): exact, no image library involved.
+    Used for mask files here and for user masks in colorize.py."""
     H, W = m.shape
     rows = ((2 * np.arange(h) + 1) * H) // (2 * h)
     cols = ((2 * np.arange(w) + 1) * W) // (2 * w)
@@ -386,7 +387,7 @@ def load_mask_file(path, h, w):
         raise UserError(f"cannot read mask file {path}: {reason}") from None
     if g.ndim != 2 or g.size == 0:
         raise UserError(f"cannot read mask file {path}: unexpected shape {g.shape}")
-    return _out(_resize_nearest(g >= 0.5, h, w))
+    return _out(resize_nearest(g >= 0.5, h, w))
 
 
 @functools.lru_cache(maxsize=64)
@@ -403,6 +404,16 @@ def list_mask_files(path):
     if os.path.isfile(path):
         return (path,)
     raise MaskSpecError(f"mask file or folder {path} does not exist")
+
+
+def resolve_spec(spec):
+    """A mask spec, or a bare path to a mask file or a folder of them -> a MaskSampler spec:
+    an existing path (checked first, '~' expanded) becomes 'file=PATH:1' (the explicit weight
+    keeps a ':' in the path out of the weight); anything else is returned as it is. Used wherever
+    a config spec is read (config.validate, data.build_loader, so evaluation too). colorize.py's
+    --mask keeps its own path rules: a folder there is matched to the inputs by file stem."""
+    p = os.path.expanduser(str(spec))
+    return f"file={spec}:1" if os.path.isdir(p) or os.path.isfile(p) else spec
 
 
 def file(h, w, rng, *, image=None, segmentation=None, arg=None):

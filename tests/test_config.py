@@ -46,6 +46,8 @@ def test_seed_preset_is_the_studys_recipe():
     (["--model.generator", "resnet"], "model.generator"),       # not a choice
     (["--model.spectral_norm", "maybe"], "model.spectral_norm"),
     (["--masks.pairing", "all", "--masks.train", "brush:1"], "masks.pairing"),
+    (["--data.val_fraction", "0.5", "--data.test_fraction", "0.5"], "data.test_fraction"),
+    (["--eval.masks", "no/such/folder"], "eval.masks"),
     (["--config", "no_such_preset"], "--config"),
     (["--train.steps"], "--train.steps"),                       # missing value
 ])
@@ -54,6 +56,21 @@ def test_errors_name_the_key(argv, key):
         load_config(argv)
     msg = str(err.value)
     assert key in msg and "\n" not in msg
+
+
+def test_mask_files_and_folders_resolve_like_specs(tmp_path):
+    from PIL import Image
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for key in ("--eval.masks", "--masks.eval", "--masks.train"):
+        with pytest.raises(ConfigError, match=f"{key[2:]}: mask folder .* has no .png"):
+            load_config([key, str(empty)])
+    folder = tmp_path / "masks"
+    folder.mkdir()
+    Image.new("L", (8, 8), 255).save(folder / "full.png")
+    cfg = load_config(["--eval.masks", str(folder), "--masks.eval", str(folder / "full.png"),
+                       "--masks.train", str(folder), "--masks.pairing", "all"])  # file is fixed
+    assert cfg.eval.masks == str(folder)  # the config keeps what the user wrote
 
 
 def test_yaml_with_unknown_key_is_refused(tmp_path):

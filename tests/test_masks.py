@@ -382,6 +382,27 @@ def test_file_family_folder(tmp_path):
     assert len(s.fixed_masks(16, 16)) == 3
 
 
+def test_resolve_spec_turns_a_bare_path_into_file(tmp_path, monkeypatch):
+    d = tmp_path / "my:masks"  # a ':' in the path must not be read as a weight
+    d.mkdir()
+    Image.fromarray((M.impa_mask(0, 8, 8) * 255).astype(np.uint8)).save(d / "left.png")
+    assert M.resolve_spec(str(d)) == f"file={d}:1"
+    assert M.resolve_spec(str(d / "left.png")) == f"file={d / 'left.png'}:1"
+    assert M.MaskSampler(M.resolve_spec(str(d))).entries == [M.MaskEntry("file", str(d), 1.0)]
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert M.resolve_spec("~/my:masks") == "file=~/my:masks:1"
+    assert len(M.MaskSampler(M.resolve_spec("~/my:masks")).fixed_masks(8, 8)) == 1
+    for spec in ("impa:1,brush", "file=nope", str(tmp_path / "missing")):  # not a path: as it is
+        assert M.resolve_spec(spec) == spec
+
+
+def test_resize_nearest_by_pixel_centres():
+    m = np.arange(4)[None].repeat(2, 0)                       # (2, 4): columns 0 1 2 3
+    np.testing.assert_array_equal(M.resize_nearest(m, 2, 8), [[0, 0, 1, 1, 2, 2, 3, 3]] * 2)
+    np.testing.assert_array_equal(M.resize_nearest(m, 1, 2), [[1, 3]])  # centres 1.0, 3.0 -> 1, 3
+    np.testing.assert_array_equal(M.resize_nearest(m, 2, 3), [[0, 2, 3]] * 2)
+
+
 def test_file_family_unreadable_in_folder(tmp_path):
     d = tmp_path / "bad"
     d.mkdir()

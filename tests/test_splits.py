@@ -1,0 +1,150 @@
+"""splits.py: the split rules of every source, listing without decoding, bad roots."""
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from data_fixtures import BAD, GOOD, GRAY, build, dcfg, tree  # noqa: F401 (tree: a fixture)
+from gan_colorize.errors import UserError
+from gan_colorize.splits import SAMPLE_FILES, list_split
+
+SHARED_F17 = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "flowers17"
+
+
+# ---------------------------------------------------------------------------------------------
+# folder
+
+def test_folder_listing(tree, tmp_path):
+    keys = sorted(r.key for r in list_split(dcfg(tree, tmp_path), "train"))
+    assert keys == sorted(GOOD + BAD + GRAY)  # .txt, hidden folder and dotfile are not listed
+
+
+def test_bad_roots(tmp_path):
+    with pytest.raises(UserError, match="does not exist"):
+        list_split(dcfg(tmp_path / "nope", tmp_path), "train")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "readme.txt").write_text("x")
+    with pytest.raises(UserError, match="holds no images"):
+        list_split(dcfg(tmp_path / "empty", tmp_path), "train")
+    with pytest.raises(UserError, match="no Flowers17 images"):
+        list_split(dcfg(tmp_path / "empty", tmp_path, name="flowers17"), "train")
+    with pytest.raises(UserError, match="must be set"):
+        list_split(dcfg("", tmp_path, name="flowers102"), "train")
+    with pytest.raises(UserError, match="unknown dataset"):
+        list_split(dcfg(tmp_path, tmp_path, name="imagenet"), "train")
+    with pytest.raises(UserError, match="unknown split"):
+        list_split(dcfg(tmp_path, tmp_path, name="samples"), "training")
+
+
+def test_folder_hash_split(tmp_path):
+    root = tmp_path / "many"
+    root.mkdir()
+    for k in range(200):
+        (root / f"img_{k:03d}.jpg").write_bytes(b"")  # listing never decodes
+    d = dcfg(root, tmp_path, val_fraction=0.1, test_fraction=0.2)
+    parts = {s: [r.key for r in list_split(d, s)] for s in ("train", "val", "test")}
+    assert sum(map(len, parts.values())) == 200
+    assert set(parts["train"]) | set(parts["val"]) | set(parts["test"]) == {f"img_{k:03d}.jpg" for k in range(200)}
+    assert 10 <= len(parts["val"]) <= 32 and 25 <= len(parts["test"]) <= 55
+    assert parts == {s: [r.key for r in list_split(d, s)] for s in ("train", "val", "test")}
+    # a file's split depends only on its own path: adding files moves nobody
+    (root / "zzz.jpg").write_bytes(b"")
+    again = {s: {r.key for r in list_split(d, s)} for s in ("train", "val", "test")}
+    assert all(set(parts[s]) <= again[s] for s in parts)
+
+
+def test_small_folder_uses_everything(tmp_path):
+    root = tmp_path / "few"
+    root.mkdir()
+    for k in range(3):
+        (root / f"{k}.png").write_bytes(b"")
+    d = dcfg(root, tmp_path, val_fraction=0.1, test_fraction=0.1)
+    with pytest.warns(UserWarning, match="only 3 images"):
+        assert len(list_split(d, "test")) == 3
+
+
+# ---------------------------------------------------------------------------------------------
+# samples, flowers17, flowers102
+
+def test_samples_offline(tmp_path, monkeypatch):
+    def no_net(*a, **k):
+        raise AssertionError("network access")
+    monkeypatch.setattr(socket.socket, "connect", no_net)
+    monkeypatch.setattr(socket, "create_connection", no_net)
+    monkeypatch.setattr(socket, "getaddrinfo", no_net)
+    d = dcfg("", tmp_path, name="samples", size=64)
+    for split in ("train", "val", "test"):
+        assert [r.key for r in list_split(d, split)] == [f"skimage/{f}" for f in SAMPLE_FILES]
+    cache, msgs = build(d)
+    assert len(cache) == 5 and msgs == [] and all(min(s) == 74 for s in cache.shapes)
+
+
+def fake_flowers17(root, n=1360):
+    (root / "jpg").mkdir(parents=True)
+    for k in range(1, n + 1):
+        (root / "jpg" / f"image_{k:04d}.jpg").write_bytes(b"")
+    return root
+
+
+def test_flowers17_fallback_split(tmp_path):
+    root = fake_flowers17(tmp_path / "f17")
+    d = dcfg(root, tmp_path, name="flowers17")
+    ids = {s: [int(r.key[10:14]) for r in list_split(d, s)] for s in ("train", "val", "test")}
+    for s, per_class in (("train", 40), ("val", 20), ("test", 20)):
+        counts = np.bincount([(n - 1) // 80 for n in ids[s]], minlength=17)
+        assert (counts == per_class).all(), s
+    assert sorted(ids["train"] + ids["val"] + ids["test"]) == list(range(1, 1361))
+    assert ids["val"] != list(range(41, 61))  # hash order, not file order
+    # pinned: the documented rule must never move an image to another split
+    assert ids["train"][:5] == [3, 5, 7, 8, 9] and ids["val"][:5] == [1, 4, 12, 19, 20]
+    assert ids["test"][:5] == [2, 6, 13, 15, 18]
+    # an image's split does not depend on which other files are present
+    (root / "jpg" / f"image_{ids['train'][0]:04d}.jpg").unlink()
+    again = {s: [int(r.key[10:14]) for r in list_split(d, s)] for s in ("train", "val", "test")}
+    assert again["val"] == ids["val"] and again["train"] == ids["train"][1:]
+
+
+def test_flowers17_official_split_and_trimaps(tmp_path):
+    from scipy.io import savemat
+    root = fake_flowers17(tmp_path / "f17")
+    savemat(root / "datasplits.mat", {"trn1": np.array([[3, 1, 2]]), "val1": np.array([[4]]),
+                                      "tst1": np.array([[5, 6]]), "trn2": np.array([[7]])})
+    (root / "trimaps").mkdir()
+    (root / "trimaps" / "image_0002.png").write_bytes(b"")
+    d = dcfg(root, tmp_path, name="flowers17")
+    train = list_split(d, "train")
+    assert [r.key for r in train] == ["jpg/image_0001.jpg", "jpg/image_0002.jpg", "jpg/image_0003.jpg"]
+    assert [r.seg_path is not None for r in train] == [False, True, False]
+    assert [r.key for r in list_split(d, "test")] == ["jpg/image_0005.jpg", "jpg/image_0006.jpg"]
+    # root may also point at the jpg folder itself
+    d2 = dcfg(root / "jpg", tmp_path, name="flowers17")
+    assert len(list_split(d2, "train")) == 680
+
+
+def test_flowers102(tmp_path):
+    from scipy.io import savemat
+    root = tmp_path / "f102"
+    (root / "jpg").mkdir(parents=True)
+    (root / "segmim").mkdir()
+    for k in range(1, 9):
+        (root / "jpg" / f"image_{k:05d}.jpg").write_bytes(b"")
+    (root / "segmim" / "segmim_00002.jpg").write_bytes(b"")
+    d = dcfg(root, tmp_path, name="flowers102")
+    with pytest.raises(UserError, match="setid.mat"):
+        list_split(d, "train")
+    savemat(root / "setid.mat", {"trnid": np.array([[2, 1]]), "valid": np.array([[3, 4]]),
+                                 "tstid": np.array([[5, 6, 7, 8]])})
+    train = list_split(d, "train")
+    assert [r.key for r in train] == ["jpg/image_00001.jpg", "jpg/image_00002.jpg"]
+    assert train[1].seg_path.endswith("segmim_00002.jpg") and train[1].seg_kind == "segmim"
+    assert len(list_split(d, "test")) == 4
+
+
+@pytest.mark.skipif(not SHARED_F17.is_dir(), reason="no ../shared/datasets/flowers17 here")
+def test_real_flowers17(tmp_path):
+    d = dcfg(SHARED_F17, tmp_path, name="flowers17", workers=2)
+    sizes = {s: len(list_split(d, s)) for s in ("train", "val", "test")}
+    assert sizes == {"train": 680, "val": 340, "test": 340}
+    cache, msgs = build(d, "val")
+    assert len(cache) + len(cache.low_colour) + len(cache.skipped) == 340 and cache.skipped == []

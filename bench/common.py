@@ -290,8 +290,8 @@ class TrainStep:
     """The trainer's own step (gan_colorize.trainer.train_step) on models built and wrapped as
     trainer.train builds them (compiled with train.compile).
 
-    step(gray, ab_real, mask) or step(*batch): model-space tensors already on the device
-    (trainer.to_device). eager=True runs the uncompiled G and D (FLOP counting)."""
+    step(gray, ab_real, mask[, hint_ab, hint_mask]) or step(*batch): model-space tensors already
+    on the device (trainer.to_device). eager=True runs the uncompiled G and D (FLOP counting)."""
 
     def __init__(self, cfg, env):
         from gan_colorize import trainer
@@ -299,12 +299,13 @@ class TrainStep:
         self.m = trainer.wrap_models(trainer.build_models(cfg, env), cfg, env)
         self.n = 0
 
-    def __call__(self, gray, ab_real, mask, eager=False):
+    def __call__(self, gray, ab_real, mask, hint_ab=None, hint_mask=None, eager=False):
         import dataclasses
 
         from gan_colorize import trainer
         m = dataclasses.replace(self.m, g_train=self.m.g, d_train=self.m.d) if eager else self.m
-        trainer.train_step(m, trainer.Batch(gray, ab_real, mask), self.cfg, self.env, self.n)
+        batch = trainer.Batch(gray, ab_real, mask, hint_ab, hint_mask)
+        trainer.train_step(m, batch, self.cfg, self.env, self.n)
         self.n += 1
 
     def params(self):
@@ -323,7 +324,7 @@ def synthetic_batch(batch, size, env, seed=0):
         y0, x0 = torch.randint(0, size // 2, (2,), generator=gen).tolist()
         y1, x1 = (v + size // 2 for v in torch.randint(0, size // 2, (2,), generator=gen).tolist())
         mask[i, :, y0:y1, x0:x1] = 1
-    return trainer.to_device({"rgb": rgb, "mask": mask}, env)
+    return tuple(trainer.to_device({"rgb": rgb, "mask": mask}, env))[:3]
 
 
 # --------------------------------------------------------------------------- output

@@ -49,6 +49,7 @@ class MaskConfig:
     train: str = opt("impa:1,stripes:1,grid:1,rect:1,brush:1", "mask family mixture drawn for training")
     preview: str = opt("impa:1", "mask families of the fixed sample grid shown while training")
     pairing: str = opt("random", "random: a fresh mask per draw; all: every image with every fixed mask")
+    hint_p: float = opt(0.125, "training hints (model.hints): count ~ geometric(p) - 1, so P(none) = p and the mean is (1-p)/p")
 
 
 @dataclass
@@ -109,6 +110,7 @@ class EvalConfig:
     batch_size: int = opt(16, "images per forward pass (does not change the numbers)")
     max_samples: int = opt(0, "score only the first N samples; 0 = the whole split")
     size: int = opt(0, "evaluation crop side in px; 0 = data.size")
+    hints: str = opt("0", "hint counts to score, each on the same samples and masks, e.g. 0,1,2,5,10,20 (hint models)")
     device: str = opt("auto", "auto | cpu | cuda")
     precision: str = opt("fp32", "fp32 (default: exact, reproducible numbers) | auto | bf16")
 
@@ -445,9 +447,24 @@ def _device_ok(name):
     return name in ("auto", "cpu", "cuda") or (name.startswith("cuda:") and name[5:].isdigit())
 
 
+def hint_counts(text):
+    """eval.hints '0,1,2,5' -> [0, 1, 2, 5]; ValueError when it is not a list of counts >= 0."""
+    counts = [int(x) for x in str(text).split(",") if x.strip()]
+    if not counts or min(counts) < 0 or len(set(counts)) != len(counts):
+        raise ValueError(text)
+    return counts
+
+
 def _validate_tools(cfg, need):
-    """The evaluate.py and gan-colorize settings."""
+    """The hint, evaluate.py and gan-colorize settings."""
     e, c = cfg.eval, cfg.colorize
+    need("masks.hint_p", 0 < cfg.masks.hint_p <= 1, "must be in (0, 1]")
+    try:
+        hint_counts(e.hints)
+        counts_ok = True
+    except ValueError:
+        counts_ok = False
+    need("eval.hints", counts_ok, "must be distinct hint counts >= 0, e.g. 0,1,2,5,10,20")
     need("eval.device", _device_ok(e.device), "is not one of auto, cpu, cuda, cuda:N")
     need("colorize.device", _device_ok(c.device), "is not one of auto, cpu, cuda, cuda:N")
     need("colorize.size", c.size == 0 or 32 <= c.size <= 8192, "must be 0 or in [32, 8192]")

@@ -26,9 +26,11 @@ def _centre_crop(img, size):
 class MaskedImageDataset(torch.utils.data.Dataset):
     """Crops of ImageCache images, each with a mask: the items of training and of evaluation.
 
-    MaskedImageDataset(cache, mask_sampler, size, train, pairing="random", seed=0)
+    MaskedImageDataset(cache, mask_sampler, size, train, pairing="random", seed=0, hint_p=None)
     Item: dict(rgb uint8 (3,size,size), mask float32 (1,size,size) {0,1}, family int64 (index
-    into mask_sampler.families), index int64 (the item index)).
+    into mask_sampler.families), index int64 (the item index)); with hint_p (training with colour
+    hints, model.hints) also hint_ab float32 (2,size,size) and hint_mask float32 (1,size,size)
+    from hints.sample_hints(p=hint_p), drawn from the item's own seed like its mask.
     - train=True: albumentations RandomResizedCrop(scale 0.5..1, ratio 3/4..4/3) + a horizontal
       flip (p=0.5) on the uint8 image (and segmentation), then a mask from the sampler. The key
       may be an int or the (epoch, position, index) tuple that ResumableSampler(tag_epoch=True)
@@ -42,9 +44,9 @@ class MaskedImageDataset(torch.utils.data.Dataset):
     to be valid (config.validate checks it).
     """
 
-    def __init__(self, cache, mask_sampler, size, train, pairing="random", seed=0):
+    def __init__(self, cache, mask_sampler, size, train, pairing="random", seed=0, hint_p=None):
         self.cache, self.sampler, self.size, self.train = cache, mask_sampler, int(size), bool(train)
-        self.pairing, self.seed = pairing, int(seed)
+        self.pairing, self.seed, self.hint_p = pairing, int(seed), hint_p
         self.ids = np.arange(len(cache))
         if mask_sampler.needs_segmentation:
             self.ids = self.ids[cache.has_seg]
@@ -125,12 +127,19 @@ class MaskedImageDataset(torch.utils.data.Dataset):
             mask, family = self.fixed[i % len(self.fixed)]
         else:
             mask, family = self.sampler.sample(self.size, self.size, rng, image=img, segmentation=seg)
-        return {
+        item = {
             "rgb": torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))),
             "mask": torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32)[None]),
             "family": torch.tensor(self.family_index[family], dtype=torch.int64),
             "index": torch.tensor(i, dtype=torch.int64),
         }
+        if self.hint_p is not None:
+            from .hints import HINT_STREAM, rgb_ab, sample_hints
+            # its own stream: the same hints whatever the mask family consumed from rng
+            hint_rng = np.random.default_rng([self.seed, epoch, pos, i, HINT_STREAM])
+            item["hint_ab"], item["hint_mask"] = sample_hints(rgb_ab(img), item["mask"], hint_rng,
+                                                              p=self.hint_p)
+        return item
 
 
 # ---------------------------------------------------------------------------------------------
@@ -233,7 +242,8 @@ def build_loader(cfg, split, train, rank=0, world_size=1, *, size=None, mask_spe
     """-> (DataLoader, ResumableSampler) for one split.
 
     train=True: masks.train, train.seed, train.batch_size, shuffled, drop_last, an epoch of at
-    least one full batch per rank, items keyed by (epoch, position, index).
+    least one full batch per rank, items keyed by (epoch, position, index); with model.hints,
+    training hints (masks.hint_p). Evaluation draws its hints itself (evaluation.py).
     train=False: mask_spec or masks.preview, eval.seed for the masks, eval.batch_size, fixed
     order, every item once (shards may be uneven across ranks), the first max_samples items
     when max_samples > 0.
@@ -257,7 +267,9 @@ def build_loader(cfg, split, train, rank=0, world_size=1, *, size=None, mask_spe
     if dist_on and rank == 0:
         torch.distributed.barrier()
     seed = cfg.train.seed if train else cfg.eval.seed
-    ds = MaskedImageDataset(cache, sampler_m, size, train=train, pairing=pairing, seed=seed)
+    hint_p = cfg.masks.hint_p if train and cfg.model.hints else None
+    ds = MaskedImageDataset(cache, sampler_m, size, train=train, pairing=pairing, seed=seed,
+                            hint_p=hint_p)
     bs = int(batch_size or (cfg.train.batch_size if train else cfg.eval.batch_size))
     n = len(ds) if train or not max_samples else min(len(ds), int(max_samples))
     order = ResumableSampler(n, shuffle=train, seed=cfg.train.seed, rank=rank, world_size=world_size,

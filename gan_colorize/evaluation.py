@@ -96,6 +96,9 @@ def eval_config(state, path, overrides):
     if cfg.model != saved.model:
         raise ConfigError("model.*: the architecture comes from the checkpoint and cannot be "
                           "overridden for evaluation")
+    if not cfg.model.hints and cfg.eval.hints.replace(" ", "") not in ("0", ""):
+        raise ConfigError(f"eval.hints: {cfg.eval.hints!r}: this checkpoint was trained without "
+                          f"colour hints (model.hints off); only 0 can be scored")
     # data.root and friends are checked by the data pipeline, with their own messages
     try:
         validate(cfg, check_paths=False, training=False)
@@ -226,7 +229,9 @@ def evaluate(ckpt, cfg, state, out_dir, device=None, precision=None, progress=Tr
     from .checkpoint import load_generator
     from .runtime import autocast, resolve_device, resolve_precision
     from .sheets import sheet_tiles
-    from .metrics import METRIC_NAMES, MetricAccumulator, compute_metrics
+    from .config import hint_counts
+    from .hints import batch_fixed_hints
+    from .metrics import METRIC_NAMES, MetricAccumulator, compute_metrics, hint_err
 
     dev = resolve_device(device or cfg.eval.device, key="eval.device")
     amp = resolve_precision(precision or cfg.eval.precision, dev, key="eval.precision")
@@ -248,7 +253,10 @@ def evaluate(ckpt, cfg, state, out_dir, device=None, precision=None, progress=Tr
         lpips_net = lpips.LPIPS(net="alex", verbose=False).to(dev).eval()
     feats = {s: [] for s in SOURCES + ("desired",)}
 
+    counts = hint_counts(e.hints)
+    hinted = bool(cfg.model.hints)
     accs = {s: MetricAccumulator() for s in SOURCES}
+    by_hints = {c: MetricAccumulator() for c in counts}
     per_sample, tiles = [], []
     # sheet rows spread over the whole split (its classes, and with pairing=all its masks)
     n_total = len(loader.sampler)
@@ -264,18 +272,36 @@ def evaluate(ckpt, cfg, state, out_dir, device=None, precision=None, progress=Tr
             mask = batch["mask"].to(dev)
             fams = [families[f] for f in batch["family"].tolist()]
             gray, ab_real = color.rgb_uint8_to_model(rgb)
-            with autocast(dev, amp):
-                ab_fake = g(gray, mask)
-            ab = {"model": ab_fake.float(), "gray": torch.zeros_like(ab_real),
-                  "oracle": ab_real * mask}
+            outs, hint_sets = [], []
+            for c in counts:   # the same samples and masks for every hint count
+                hints = batch_fixed_hints(ab_real, mask, index, c, e.seed) if hinted else ()
+                with autocast(dev, amp):
+                    outs.append(g(gray, mask, *hints).float())
+                hint_sets.append(hints)
+            ab = {"model": outs[0], "gray": torch.zeros_like(ab_real), "oracle": ab_real * mask}
             lab_true = color.model_to_lab(gray, ab_real)
             rgb_desired = color.model_to_rgb(gray, ab["oracle"])
-            # one call for the three sources: the metric code's fixed costs are per call
-            nb = len(index)
-            lab_out = color.model_to_lab(gray.repeat(3, 1, 1, 1), torch.cat([ab[s] for s in SOURCES]))
-            m_all = compute_metrics(lab_out, lab_true.repeat(3, 1, 1, 1), mask.repeat(3, 1, 1, 1))
-            for k, s in enumerate(SOURCES):
+            # one call for every output: the metric code's fixed costs are per call
+            nb, n_out = len(index), len(counts) + 2
+            lab_out = color.model_to_lab(gray.repeat(n_out, 1, 1, 1),
+                                         torch.cat(outs + [ab["gray"], ab["oracle"]]))
+            m_all = compute_metrics(lab_out, lab_true.repeat(n_out, 1, 1, 1),
+                                    mask.repeat(n_out, 1, 1, 1))
+            for k, c in enumerate(counts):
                 m = {name: v[k * nb:(k + 1) * nb] for name, v in m_all.items()}
+                if hinted:
+                    m["hint_err"] = hint_err(lab_out[k * nb:(k + 1) * nb, 1:],
+                                             color.denormalize_ab(hint_sets[k][0]), hint_sets[k][1])
+                by_hints[c].update(m, fams)
+                cov = mask.flatten(1).mean(1).tolist()
+                cols = {name: v.double().cpu().tolist() for name, v in m.items()}
+                for j, i in enumerate(index):
+                    per_sample.append({"index": i, "key": _sample_key(ds, i), "family": fams[j],
+                                       "hints": c, "coverage": cov[j],
+                                       **{col: v[j] for col, v in cols.items()}})
+            for k, s in enumerate(SOURCES):
+                kk = 0 if s == "model" else len(counts) + k - 1
+                m = {name: v[kk * nb:(kk + 1) * nb] for name, v in m_all.items()}
                 need_rgb = lpips_net is not None or inception is not None
                 rgb_s = color.model_to_rgb(gray, ab[s]) if need_rgb else None
                 if lpips_net is not None:
@@ -283,22 +309,20 @@ def evaluate(ckpt, cfg, state, out_dir, device=None, precision=None, progress=Tr
                 if inception is not None and s != "oracle":  # the oracle IS the desired image
                     feats[s].append(inception(rgb_s).cpu())
                 accs[s].update(m, fams)
-                if s == "model":
-                    cov = mask.flatten(1).mean(1).tolist()
-                    cols = {name: v.double().cpu().tolist() for name, v in m.items()}
-                    for j, i in enumerate(index):
-                        per_sample.append({"index": i, "key": _sample_key(ds, i), "family": fams[j],
-                                           "coverage": cov[j], **{c: v[j] for c, v in cols.items()}})
             if inception is not None:
                 feats["desired"].append(inception(rgb_desired).cpu())
             pick = [j for j, i in enumerate(index) if i in sheet_at]
             if pick:
-                tiles += list(sheet_tiles(gray[pick], mask[pick], ab["model"][pick],
-                                          ab["oracle"][pick]).cpu())
+                rows = sheet_tiles(gray[pick], mask[pick], *[o[pick] for o in outs],
+                                   ab["oracle"][pick]).cpu()
+                if hinted:   # outline the hints on each output tile
+                    rows = _outline_hints(rows, [h[1][pick] if h else None for h in hint_sets])
+                tiles += list(rows)
     bar.close()
     seconds = time.perf_counter() - t0
 
     results = {s: accs[s].summary() for s in SOURCES}
+    results["model"] = by_hints[counts[0]].summary()   # the model row: the first hint count
     extras = []
     if lpips_net is not None:
         extras.append("lpips")
@@ -314,13 +338,33 @@ def evaluate(ckpt, cfg, state, out_dir, device=None, precision=None, progress=Tr
         "split": e.split, "masks": e.masks, "seed": e.seed, "size": size,
         "pairing": cfg.masks.pairing, "n_samples": n, "families": families,
         "device": str(dev), "precision": "bf16" if amp is not None else "fp32",
-        "metrics": list(METRIC_NAMES) + extras, "extras": extras,
-        "results": results, "config": cfg.to_dict(),
+        "metrics": list(METRIC_NAMES) + (["hint_err"] if hinted else []) + extras,
+        "extras": extras, "hints": counts,
+        "results": results, "by_hints": {str(c): by_hints[c].summary() for c in counts},
+        "config": cfg.to_dict(),
     }
     _write(out_dir, report, per_sample, tiles, cfg)
     log(format_table(report), file=sys.stdout)
     log(f"{n} samples in {seconds:.1f} s; wrote {out_dir}", file=sys.stdout)
     return report
+
+
+def _outline_hints(rows, hint_masks):
+    """rows float (R, 2 + n_out + 1, 3, H, W) sheet tiles: the output tiles (columns 2..) get
+    their hints outlined (hints.draw_hints); hint_masks: one (R,1,H,W) per output, or None."""
+    import numpy as np
+    import torch
+
+    from .hints import draw_hints
+    rows = rows.clone()
+    for k, hm in enumerate(hint_masks):
+        if hm is None or not hm.any():
+            continue
+        for r in range(rows.shape[0]):
+            tile = (rows[r, 2 + k].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+            drawn = draw_hints(tile, hm[r].cpu())
+            rows[r, 2 + k] = torch.from_numpy(drawn).permute(2, 0, 1).float() / 255
+    return rows
 
 
 def _write(out_dir, report, per_sample, tiles, cfg):
@@ -334,10 +378,13 @@ def _write(out_dir, report, per_sample, tiles, cfg):
         metrics = report["metrics"]
         with open(out_dir / "metrics.csv", "w", newline="") as f:
             w = csv.writer(f)
-            w.writerow(["source", "group", "n", *metrics])
-            for source, groups in report["results"].items():
+            w.writerow(["source", "group", "n", "hints", *metrics])
+            rows = [("model", c, groups) for c, groups in report["by_hints"].items()]
+            rows += [(s, "", report["results"][s]) for s in SOURCES if s != "model"]
+            for source, hints, groups in rows:
                 for group, vals in groups.items():
-                    w.writerow([source, group, vals["n"], *(_cell(vals.get(k)) for k in metrics)])
+                    w.writerow([source, group, vals["n"], hints,
+                                *(_cell(vals.get(k)) for k in metrics)])
         with open(out_dir / "per_sample.csv", "w", newline="") as f:
             keys = [k for k in (per_sample[0] if per_sample else {}) if k not in ("index", "key", "family")]
             w = csv.writer(f)
@@ -359,21 +406,25 @@ def _cell(v):
 
 def format_table(report, metrics=TABLE_METRICS):
     """The printed summary: overall rows of model, gray, oracle (+ the model per family when
-    there is more than one family)."""
-    cols = list(metrics) + [x for x in report.get("extras", []) if x not in metrics]
+    there is more than one family, and the model at each further hint count: model@N)."""
+    extra = [x for x in report.get("metrics", []) if x == "hint_err"] + report.get("extras", [])
+    cols = list(metrics) + [x for x in extra if x not in metrics]
     res = report["results"]
     rows = [(s, "overall", res[s]["overall"]) for s in SOURCES]
     fams = [f for f in res["model"] if f != "overall"]
     if len(fams) > 1:
         rows += [("model", f, res["model"][f]) for f in fams]
-    head = f"{'source':<7} {'group':<12} {'n':>6} " + " ".join(f"{c:>12}" for c in cols)
+    for c in report.get("hints", [0])[1:]:
+        groups = report["by_hints"][str(c)]
+        rows += [(f"model@{c}", f, groups[f]) for f in groups if f == "overall" or len(fams) > 1]
+    head = f"{'source':<9} {'group':<12} {'n':>6} " + " ".join(f"{c:>12}" for c in cols)
     lines = [head, "-" * len(head)]
     for s, grp, vals in rows:
         cells = []
         for c in cols:
             v = vals.get(c)
             cells.append(f"{'-':>12}" if v is None or not math.isfinite(v) else f"{v:>12.4g}")
-        lines.append(f"{s:<7} {grp[:12]:<12} {vals['n']:>6} " + " ".join(cells))
+        lines.append(f"{s:<9} {grp[:12]:<12} {vals['n']:>6} " + " ".join(cells))
     return "\n".join(lines)
 
 

@@ -75,17 +75,22 @@ def _count(rng, p, max_count):
 
 def _draw(ab, mask, rng, count, lo, hi):
     """The core of sample_hints and fixed_hints: `count` patches with sides uniform in lo..hi
-    (image px), centres uniform over mask pixels. Draws centres then sides from rng."""
-    if ab.dim() != 3 or ab.shape[0] != 2 or mask.shape != (1, *ab.shape[1:]):
-        raise ValueError(f"need ab (2,H,W) and mask (1,H,W), got {tuple(ab.shape)} and "
+    (image px), centres uniform over mask pixels. Draws centres then sides from rng.
+    ab: a tensor (2,H,W) in model units, or a function (rows, cols) -> float array (2, n) of the
+    model-unit ab of those pixels (so that a loader worker converts only the hinted pixels)."""
+    h, w = mask.shape[-2:]
+    if mask.dim() != 3 or mask.shape[0] != 1 or (torch.is_tensor(ab) and ab.shape != (2, h, w)):
+        raise ValueError(f"need ab (2,H,W) and mask (1,H,W), got "
+                         f"{tuple(ab.shape) if torch.is_tensor(ab) else 'a function'} and "
                          f"{tuple(mask.shape)}")
-    h, w = ab.shape[1:]
     inside = mask.detach().cpu().numpy()[0] > 0.5
     hint_ab = np.zeros((2, h, w), np.float32)
     hit = np.zeros((h, w), bool)
     where = np.flatnonzero(inside)
     if count > 0 and where.size > 0:
-        ab = ab.detach().cpu().float().numpy()
+        if torch.is_tensor(ab):
+            full = ab.detach().cpu().float().numpy()
+            ab = lambda rows, cols: full[:, rows, cols]  # noqa: E731
         y, x = np.divmod(where[rng.integers(where.size, size=count)], w)
         side = rng.integers(lo, hi + 1, size=count)
         y0, x0 = y - side // 2, x - side // 2
@@ -94,17 +99,28 @@ def _draw(ab, mask, rng, count, lo, hi):
         # A Python loop, but over a handful of patches of <= 81 px (at 256 px): cheaper than any
         # whole-image vectorisation (summed-area tables cost O(H W) per sample).
         for a, b, c, d in zip(y0.tolist(), y1.tolist(), x0.tolist(), x1.tolist()):
-            m = inside[a:b, c:d]  # never empty: the centre is a mask pixel
-            colour = ab[:, a:b, c:d][:, m].mean(1, dtype=np.float64)
-            hint_ab[:, a:b, c:d][:, m] = colour[:, None]
-            hit[a:b, c:d] |= m
+            rows, cols = np.nonzero(inside[a:b, c:d])  # never empty: the centre is a mask pixel
+            rows, cols = rows + a, cols + c
+            colour = np.asarray(ab(rows, cols), np.float64).mean(1)
+            hint_ab[:, rows, cols] = colour[:, None]
+            hit[rows, cols] = True
     return torch.from_numpy(hint_ab), torch.from_numpy(hit[None].astype(np.float32))
+
+
+def rgb_ab(rgb):
+    """uint8 (H,W,3) numpy -> a function (rows, cols) -> float32 (2, n): the model-unit ab of
+    those pixels, converted on demand (for sample_hints in a loader worker)."""
+    def ab(rows, cols):
+        px = torch.from_numpy(np.ascontiguousarray(rgb[rows, cols].T, np.float32) / 255)
+        return normalize_ab(rgb_to_lab(px[None, :, None, :])[0, 1:, 0]).numpy()
+    return ab
 
 
 def sample_hints(ab, mask, rng, p=1 / 8, size=None, max_count=MAX_COUNT):
     """Random training hints.
 
-    ab    float tensor (2,H,W), true ab in model units (ab / 110).
+    ab    float tensor (2,H,W), true ab in model units (ab / 110); or rgb_ab(rgb) of a uint8
+          image, which converts only the hinted pixels.
     mask  tensor (1,H,W) {0,1}, the colour mask; hints only where it is 1 (an empty mask: none).
     rng   np.random.Generator, the only source of randomness (see hint_rng).
     p     success probability of the geometric count: N = rng.geometric(p) - 1, so P(N = 0) = p
@@ -114,7 +130,7 @@ def sample_hints(ab, mask, rng, p=1 / 8, size=None, max_count=MAX_COUNT):
     Returns (hint_ab (2,H,W) float32 model units, 0 off hints; hint_mask (1,H,W) float32 {0,1}).
     """
     lo, hi = TRAIN_SIDES if size is None else (size, size) if isinstance(size, int) else size
-    h, w = ab.shape[-2:]
+    h, w = mask.shape[-2:]
     count = _count(rng, p, max_count)
     return _draw(ab, mask, rng, count, scaled_side(lo, h, w), scaled_side(hi, h, w))
 
@@ -123,8 +139,20 @@ def fixed_hints(ab, mask, rng, count, side=EVAL_SIDE):
     """Evaluation hints: exactly `count` patches (fewer pixels where they overlap or the mask
     clips them; none for an empty mask), side `side` px at 256 px scaled to this image.
     Arguments and returns as sample_hints."""
-    s = scaled_side(side, *ab.shape[-2:])
+    s = scaled_side(side, *mask.shape[-2:])
     return _draw(ab, mask, rng, int(count), s, s)
+
+
+def batch_fixed_hints(ab, mask, indices, count, seed, side=EVAL_SIDE):
+    """Evaluation hints for a batch: sample i of the split gets fixed_hints(count) from
+    hint_rng(seed, i), so its hints depend on neither the batch size nor the worker count.
+    ab (N,2,H,W) model units, mask (N,1,H,W), indices: N sample indices -> (hint_ab (N,2,H,W),
+    hint_mask (N,1,H,W)) on ab's device."""
+    ab_cpu, mask_cpu = ab.detach().float().cpu(), mask.detach().float().cpu()
+    pairs = [fixed_hints(ab_cpu[j], mask_cpu[j], hint_rng(seed, int(i)), count, side)
+             for j, i in enumerate(indices)]
+    return (torch.stack([p[0] for p in pairs]).to(ab.device),
+            torch.stack([p[1] for p in pairs]).to(ab.device))
 
 
 # ---------------------------------------------------------------------------------------------

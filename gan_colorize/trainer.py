@@ -102,21 +102,31 @@ def broadcast(obj, env):
 
 class Batch(NamedTuple):
     """A training batch on the device, in model units: gray (N,1,H,W) in [-1,1], ab_real
-    (N,2,H,W) in about [-1,1], mask (N,1,H,W) {0,1}."""
+    (N,2,H,W) in about [-1,1], mask (N,1,H,W) {0,1}; with colour hints (model.hints) also
+    hint_ab (N,2,H,W) (ab/110 at hinted pixels, 0 elsewhere) and hint_mask (N,1,H,W) {0,1}."""
     gray: torch.Tensor
     ab_real: torch.Tensor
     mask: torch.Tensor
+    hint_ab: torch.Tensor | None = None
+    hint_mask: torch.Tensor | None = None
+
+    @property
+    def hints(self):
+        """The hint inputs of G and D: (hint_ab, hint_mask), or () without hints."""
+        return () if self.hint_ab is None else (self.hint_ab, self.hint_mask)
 
 
 def to_device(batch, env):
     """A loader batch (uint8 rgb, float mask) -> Batch on env.device; Lab conversion happens here,
     batched on the device, so the loader ships bytes."""
     rgb = batch["rgb"].to(env.device, non_blocking=True)
-    mask = batch["mask"].to(env.device, non_blocking=True)
     gray, ab_real = color.rgb_uint8_to_model(rgb)
+    rest = [batch[k].to(env.device, non_blocking=True) for k in ("mask", "hint_ab", "hint_mask")
+            if k in batch]
+    out = [gray, ab_real, *rest]
     if env.channels_last:
-        gray, ab_real, mask = (t.contiguous(memory_format=torch.channels_last) for t in (gray, ab_real, mask))
-    return Batch(gray, ab_real, mask)
+        out = [t.contiguous(memory_format=torch.channels_last) for t in out]
+    return Batch(*out)
 
 
 @contextlib.contextmanager
@@ -131,17 +141,18 @@ def frozen(module):
             p.requires_grad_(f)
 
 
-def d_step(d, opt_d, gray, mask, ab_shown, ab_fake, loss_cfg, env):
+def d_step(d, opt_d, gray, mask, ab_shown, ab_fake, loss_cfg, env, hints=()):
     """One discriminator update.
 
     gray (N,1,H,W) in [-1,1]; mask (N,1,H,W) {0,1}; ab_shown (N,2,H,W): the real pair's ab
-    (losses.real_pair_ab); ab_fake (N,2,H,W): G's output, detached here.
+    (losses.real_pair_ab); ab_fake (N,2,H,W): G's output, detached here; hints: () or
+    (hint_ab, hint_mask), the condition D sees beside gray and mask.
     Returns detached float32 scalars: d_real, d_fake (loss terms) and d_out_real, d_out_fake (mean
     raw D outputs), plus `finite` (bool) -- the update is skipped when the loss is not finite.
     """
     with env.autocast():
-        real_logits = d(gray, ab_shown, mask)
-        fake_logits = d(gray, ab_fake.detach(), mask)
+        real_logits = d(gray, ab_shown, mask, *hints)
+        fake_logits = d(gray, ab_fake.detach(), mask, *hints)
     total, terms = losses.discriminator_loss(loss_cfg, real_logits, fake_logits)
     opt_d.zero_grad(set_to_none=True)
     finite = all_ranks_true(torch.isfinite(total).item(), env)
@@ -153,7 +164,7 @@ def d_step(d, opt_d, gray, mask, ab_shown, ab_fake, loss_cfg, env):
     return terms, finite
 
 
-def g_step(d, opt_g, gray, mask, ab_real, ab_fake, loss_cfg, env):
+def g_step(d, opt_g, gray, mask, ab_real, ab_fake, loss_cfg, env, hints=()):
     """One generator update through the (frozen) discriminator.
 
     ab_fake (N,2,H,W) is G(gray, mask) with its graph; ab_real (N,2,H,W) the true colours. `d` is
@@ -162,7 +173,7 @@ def g_step(d, opt_g, gray, mask, ab_real, ab_fake, loss_cfg, env):
     """
     if loss_cfg.adv_weight:
         with env.autocast(), frozen(d):
-            fake_logits = d(gray, ab_fake, mask)
+            fake_logits = d(gray, ab_fake, mask, *hints)
     else:
         fake_logits = None
     total, terms = losses.generator_loss(loss_cfg, fake_logits, ab_fake, ab_real, mask)
@@ -249,11 +260,12 @@ def train_step(m, batch, cfg, env, step):
     batch: a Batch on the device; step: steps done before this one. -> (terms: dict of detached
     float32 scalars from d_step and g_step, ok: False when a loss was not finite and the step was
     skipped on every rank)."""
+    b = batch
     with env.autocast():
-        ab_fake = m.g_train(batch.gray, batch.mask)
-    ab_shown = losses.real_pair_ab(batch.ab_real, batch.mask, cfg.loss.real_target)
-    d_terms, d_ok = d_step(m.d_train, m.opt_d, batch.gray, batch.mask, ab_shown, ab_fake, cfg.loss, env)
-    g_terms, g_ok = g_step(m.d, m.opt_g, batch.gray, batch.mask, batch.ab_real, ab_fake, cfg.loss, env)
+        ab_fake = m.g_train(b.gray, b.mask, *b.hints)
+    ab_shown = losses.real_pair_ab(b.ab_real, b.mask, cfg.loss.real_target)
+    d_terms, d_ok = d_step(m.d_train, m.opt_d, b.gray, b.mask, ab_shown, ab_fake, cfg.loss, env, b.hints)
+    g_terms, g_ok = g_step(m.d, m.opt_g, b.gray, b.mask, b.ab_real, ab_fake, cfg.loss, env, b.hints)
     with warnings.catch_warnings():
         # a skipped first optimizer step makes torch warn about the call order; the schedule is
         # a function of the step, so nothing is off
@@ -371,19 +383,29 @@ class StopFlag:
             signal.signal(sig, old)
 
 
+PREVIEW_HINTS = 5   # hints on each sample of a hint model's preview grid
+
+
 def fixed_batch(cfg, env, n=8):
-    """n held-out (val) images spread over the split, with their fixed evaluation masks -> Batch."""
+    """n held-out (val) images spread over the split, with their fixed evaluation masks (and,
+    for a hint model, PREVIEW_HINTS evaluation hints each) -> Batch."""
     loader, _ = data.build_loader(cfg, "val", train=False, batch_size=n, progress=False)
     ds = loader.dataset
     picks = sorted(set(np.linspace(0, len(ds) - 1, n).round().astype(int).tolist()))
-    return to_device(torch.utils.data.default_collate([ds[i] for i in picks]), env)
+    batch = to_device(torch.utils.data.default_collate([ds[i] for i in picks]), env)
+    if not cfg.model.hints:
+        return batch
+    from .hints import batch_fixed_hints
+    hint_ab, hint_mask = batch_fixed_hints(batch.ab_real, batch.mask, picks, PREVIEW_HINTS,
+                                           cfg.eval.seed)
+    return batch._replace(hint_ab=hint_ab.to(batch.gray), hint_mask=hint_mask.to(batch.gray))
 
 
 @torch.no_grad()
 def sample_sheet(g_ema, fixed, env):
     """Rows of gray | mask | output | desired for the fixed held-out Batch -> uint8 (H',W',3)."""
     with env.autocast():
-        ab_fake = g_ema(fixed.gray, fixed.mask).float()
+        ab_fake = g_ema(fixed.gray, fixed.mask, *fixed.hints).float()
     desired = losses.desired_ab(fixed.ab_real, fixed.mask)
     return contact_sheet(sheet_tiles(fixed.gray, fixed.mask, ab_fake, desired))
 

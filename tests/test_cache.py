@@ -8,8 +8,7 @@ import pytest
 from PIL import Image
 
 import gan_colorize.cache as cache_mod
-from data_fixtures import (BAD, GOOD, GRAY, build, colourful, dcfg, f17_with_segs,  # noqa: F401
-                           sample_cache, tree)
+from conftest import BAD, GOOD, GRAY, build, colourful, dcfg
 from gan_colorize.errors import UserError
 from gan_colorize.splits import Record, list_split
 

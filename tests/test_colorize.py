@@ -12,10 +12,9 @@ from PIL import Image
 from gan_colorize import colorize
 from gan_colorize.color import lab_to_rgb, rgb_to_lab
 from gan_colorize.colorize import Colorizer, fit_gamut, prepare_mask
-from gan_colorize.config import load_config
+from gan_colorize.errors import UserError
 from conftest import hand_made_checkpoint
 from gan_colorize.masks import MaskSampler, mask_rng
-from gan_colorize.networks import build_generator
 
 L_TOL = 0.35   # Lab L units: what uint8 rounding of the output RGB can move L by (max ~0.26)
 
@@ -271,3 +270,114 @@ def test_shipped_default_checkpoint_colours_inside_and_stays_gray_outside():
     chroma = lab[1:].pow(2).sum(0).sqrt()
     inside, outside = chroma[mask == 1].mean().item(), chroma[mask == 0].mean().item()
     assert inside > 5 and outside < 1.5, (inside, outside)
+
+
+# ---------------------------------------------------------------------------------------------
+# colour hints
+
+@pytest.fixture(scope="module")
+def hint_ckpt(tmp_path_factory):
+    return hand_made_checkpoint(tmp_path_factory.mktemp("hint_ckpt") / "hints.pt", "--model.width",
+                                "0.25", "--data.size", "64", "--model.hints", "true", ab_bias=None)
+
+
+def _rgba_hint(h, w, box, colour):
+    """uint8 (h,w,4), transparent but for `box` (y0, y1, x0, x1) painted opaque `colour`."""
+    a = np.zeros((h, w, 4), np.uint8)
+    y0, y1, x0, x1 = box
+    a[y0:y1, x0:x1] = (*colour, 255)
+    return a
+
+
+def test_hints_to_a_checkpoint_without_hints_is_a_one_line_error(colorizer):
+    rgb = _photo(64, 64)
+    with pytest.raises(UserError, match="trained without colour hints") as exc:
+        colorizer.colorize(rgb, _half(64, 64), hints=[(10, 10, (255, 0, 0), 3)])
+    assert "\n" not in str(exc.value)
+
+
+def test_hints_change_the_output_inside_and_a_hint_outside_the_mask_is_dropped(hint_ckpt):
+    c = Colorizer.from_checkpoint(hint_ckpt, device="cpu", precision="fp32")
+    rgb, mask = _photo(96, 128), _half(96, 128)              # colour on the left half
+    plain = c.colorize(rgb, mask)
+    assert np.array_equal(plain, c.colorize(rgb, mask, hints=None))
+    inside = c.colorize(rgb, mask, hints=_rgba_hint(96, 128, (40, 56, 20, 36), (255, 0, 0)))
+    assert np.abs(inside.astype(int) - plain).max() > 0      # the network saw the hint
+    with pytest.warns(UserWarning, match=r"dropped 1 hint\(s\) outside the mask"):
+        outside = c.colorize(rgb, mask, hints=[(100, 48, (255, 0, 0), 9)])   # x=100: right half
+    assert np.array_equal(outside, plain)                    # dropped: as if never given
+
+
+@pytest.mark.parametrize("hints", ["rgba", "points"])
+def test_hard_composite_stays_gray_outside_whatever_the_hints(hint_ckpt, hints):
+    c = Colorizer.from_checkpoint(hint_ckpt, device="cpu", precision="fp32")
+    rgb, mask = _photo(80, 80), _half(80, 80)
+    h = (_rgba_hint(40, 40, (10, 30, 2, 18), (0, 200, 0)) if hints == "rgba"    # half size
+         else [(5, 5, (0, 0, 255), 5), (20, 60, (255, 255, 0), 7)])
+    out = c.colorize(rgb, mask, composite="hard", hints=h)
+    gray = c.colorize(rgb, np.zeros((80, 80)), composite="hard")
+    assert np.array_equal(out[~mask], gray[~mask])
+
+
+def test_a_small_hint_on_a_large_photo_reaches_the_network_with_its_colour(hint_ckpt):
+    """A 3x3 px hint on a 1024 px photo still reaches the 64 px network, with its colour."""
+    from gan_colorize.colorize import user_hints
+    from gan_colorize.hints import hints_from_points
+    c = Colorizer.from_checkpoint(hint_ckpt, device="cpu", precision="fp32")
+    mask = np.ones((1024, 1024), np.float32)
+    hint = user_hints([(700, 300, (200, 30, 30), 3)], mask)
+    _, _, _, _, work = c._prepare(np.zeros((1024, 1024, 3), np.uint8), mask, hint, (64, 64))
+    assert work.shape == (1, 3, 64, 64) and work[0, 2].sum() == 1
+    want, _ = hints_from_points([(0, 0, (200, 30, 30), 1)], 1, 1)
+    y, x = torch.nonzero(work[0, 2])[0].tolist()
+    assert (y, x) == (300 * 64 // 1024, 700 * 64 // 1024)
+    assert torch.allclose(work[0, :2, y, x], want[:, 0, 0], atol=1e-5)
+
+
+def test_cli_hints_file_and_folder(hint_ckpt, tmp_path, capsys):
+    src, hints, out = tmp_path / "src", tmp_path / "hints", tmp_path / "out"
+    src.mkdir()
+    hints.mkdir()
+    for stem in ("a", "b"):
+        Image.fromarray(_photo(48, 64)).save(src / f"{stem}.png")
+    Image.fromarray(_rgba_hint(48, 64, (10, 20, 5, 15), (255, 0, 0))).save(hints / "a_hints.png")
+    argv = ["--checkpoint", hint_ckpt, "--mask", "full", "--device", "cpu", "--precision", "fp32"]
+    assert _cli([*argv, "--hints", hints, "--out", out / "folder", src]) == 0
+    assert _cli([*argv, "--out", out / "none", src]) == 0
+    assert _cli([*argv, "--hints", hints / "a_hints.png", "--out", out / "file", src]) == 0
+    read = lambda d, s: np.asarray(Image.open(out / d / f"{s}_color.png")).astype(int)  # noqa: E731
+    assert np.abs(read("folder", "a") - read("none", "a")).max() > 0    # a has a hint file
+    assert np.array_equal(read("folder", "b"), read("none", "b"))       # b has none
+    assert np.array_equal(read("file", "b"), read("folder", "a"))       # same photo, same hint
+
+
+@pytest.mark.parametrize("what, message", [
+    ("jpeg", "alpha"), ("truncated", "hint"), ("missing", "no such file or folder")])
+def test_cli_bad_hints_are_one_line(hint_ckpt, ckpt, tmp_path, capsys, what, message):
+    Image.fromarray(_photo(32, 32)).save(tmp_path / "in.png")
+    bad = tmp_path / "h.png"
+    if what == "jpeg":
+        Image.fromarray(_photo(32, 32)).save(bad, format="JPEG")
+    elif what == "truncated":
+        buf = tmp_path / "full.png"
+        Image.fromarray(_rgba_hint(32, 32, (0, 4, 0, 4), (9, 9, 9))).save(buf)
+        bad.write_bytes(buf.read_bytes()[:40])
+    else:
+        bad = tmp_path / "nope.png"
+    with pytest.raises(SystemExit) as exc:
+        _cli(["--checkpoint", hint_ckpt, "--mask", "full", "--hints", bad, "--out",
+              tmp_path / "out", "--device", "cpu", tmp_path / "in.png"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and message in err.lower()
+    assert err.strip().splitlines()[-1].startswith("error: ")
+
+
+def test_cli_hints_with_a_checkpoint_without_hints(ckpt, tmp_path, capsys):
+    Image.fromarray(_photo(32, 32)).save(tmp_path / "in.png")
+    Image.fromarray(_rgba_hint(32, 32, (0, 4, 0, 4), (9, 9, 9))).save(tmp_path / "h.png")
+    with pytest.raises(SystemExit):
+        _cli(["--checkpoint", ckpt, "--mask", "full", "--hints", tmp_path / "h.png", "--out",
+              tmp_path / "out", "--device", "cpu", tmp_path / "in.png"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "trained without colour hints" in err[0]

@@ -62,15 +62,28 @@ def test_mask_files_and_folders_resolve_like_specs(tmp_path):
     from PIL import Image
     empty = tmp_path / "empty"
     empty.mkdir()
-    for key in ("--eval.masks", "--masks.eval", "--masks.train"):
+    for key in ("--eval.masks", "--masks.preview", "--masks.train"):
         with pytest.raises(ConfigError, match=f"{key[2:]}: mask folder .* has no .png"):
             load_config([key, str(empty)])
     folder = tmp_path / "masks"
     folder.mkdir()
     Image.new("L", (8, 8), 255).save(folder / "full.png")
-    cfg = load_config(["--eval.masks", str(folder), "--masks.eval", str(folder / "full.png"),
+    cfg = load_config(["--eval.masks", str(folder), "--masks.preview", str(folder / "full.png"),
                        "--masks.train", str(folder), "--masks.pairing", "all"])  # file is fixed
     assert cfg.eval.masks == str(folder)  # the config keeps what the user wrote
+
+
+def test_renamed_key_names_the_new_one_but_saved_configs_still_load(tmp_path):
+    """masks.eval (the training-time sample grid) became masks.preview, apart from eval.masks."""
+    with pytest.raises(ConfigError, match=r"^masks.eval: this key is now masks.preview$"):
+        load_config(["--masks.eval", "brush:1"])
+    path = tmp_path / "old.yaml"
+    path.write_text("masks:\n  eval: brush:1\n")
+    with pytest.raises(ConfigError, match="masks.eval: this key is now masks.preview"):
+        load_config(["--config", str(path)])
+    old = Config().to_dict()
+    old["masks"]["eval"] = old["masks"].pop("preview").replace("impa:1", "brush:1")
+    assert from_dict(old).masks.preview == "brush:1"     # a checkpoint written before the rename
 
 
 def test_yaml_with_unknown_key_is_refused(tmp_path):

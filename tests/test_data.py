@@ -5,8 +5,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 from PIL import Image
 
-from data_fixtures import (GOOD, build, dcfg, f17_with_segs, sample_cache,  # noqa: F401
-                           tree)
+from conftest import GOOD, build, dcfg
 from gan_colorize.cache import resize_short
 from gan_colorize.config import Config, EvalConfig, MaskConfig, TrainConfig
 from gan_colorize.data import MaskedImageDataset, ResumableSampler, build_loader
@@ -14,10 +13,10 @@ from gan_colorize.errors import UserError
 from gan_colorize.masks import MaskSampler, impa_mask
 
 
-def full_cfg(d, train="impa:1,stripes:1,rect:1,brush:1", eval="impa:1,brush:1", pairing="random",
+def full_cfg(d, train="impa:1,stripes:1,rect:1,brush:1", preview="impa:1,brush:1", pairing="random",
              batch_size=4, eval_batch_size=3):
     """A real Config around the DataConfig d (not validated: the loader trusts it as it is)."""
-    return Config(data=d, masks=MaskConfig(train=train, eval=eval, pairing=pairing),
+    return Config(data=d, masks=MaskConfig(train=train, preview=preview, pairing=pairing),
                   train=TrainConfig(seed=7, batch_size=batch_size),
                   eval=EvalConfig(seed=3, batch_size=eval_batch_size))
 
@@ -254,7 +253,7 @@ def test_loader_mask_folder_max_samples_and_pairing(tmp_path):
     m[:, :4] = 255
     Image.fromarray(m).save(masks / "left.png")
     Image.fromarray(255 - m).save(masks / "right.png")
-    cfg = full_cfg(dcfg("", tmp_path, name="samples", size=32), eval=str(masks), pairing="all",
+    cfg = full_cfg(dcfg("", tmp_path, name="samples", size=32), preview=str(masks), pairing="all",
                    train="impa:1")
     loader, _ = build_loader(cfg, "test", train=False)
     assert len(loader.dataset) == 5 * 2
@@ -272,3 +271,26 @@ def test_loader_mask_folder_max_samples_and_pairing(tmp_path):
     ms = _cat(_collect(loader), "mask")
     assert len(ms) == 5 and all(ms[i, 0, :, :16].eq(1 - i % 2).all() for i in range(5))
     assert all(ms[i, 0, :, 16:].eq(i % 2).all() for i in range(5))
+
+
+# ---------------------------------------------------------------------------------------------
+# colour hints in training items (model.hints)
+
+def test_training_items_carry_hints_inside_their_mask_drawn_from_their_seed(tmp_path):
+    cfg = full_cfg(dcfg("", tmp_path, name="samples", size=64), train="impa:1,brush:1,rect:1",
+                   batch_size=2)
+    cfg.model.hints = True
+    loader, sampler = build_loader(cfg, "train", train=True)
+    sampler.set_epoch(0)
+    first = _collect(loader)
+    sampler.set_epoch(0)
+    assert all(torch.equal(a[k], b[k]) for a, b in zip(first, _collect(loader))
+               for k in ("hint_ab", "hint_mask"))                   # reproducible
+    hint_mask, mask, hint_ab = _cat(first, "hint_mask"), _cat(first, "mask"), _cat(first, "hint_ab")
+    assert hint_mask.shape == mask.shape and hint_ab.shape == (mask.shape[0], 2, 64, 64)
+    assert (hint_mask <= mask).all()                               # never outside the mask
+    assert (hint_ab.abs().sum(1, keepdim=True)[hint_mask == 0] == 0).all()
+    assert hint_mask.sum() > 0
+    cfg.model.hints = False
+    plain, _ = build_loader(cfg, "train", train=True)
+    assert "hint_ab" not in next(iter(plain))

@@ -10,9 +10,8 @@ from PIL import Image
 
 from gan_colorize import evaluation
 from conftest import hand_made_checkpoint
-from gan_colorize.config import from_dict, load_config
+from gan_colorize.config import from_dict
 from gan_colorize.metrics import METRIC_NAMES
-from gan_colorize.networks import build_generator
 
 SPEC = "impa:1,stripes:1"
 
@@ -168,3 +167,44 @@ def test_errors_are_one_line(ckpt, argv, message, capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# colour hints: --eval.hints scores several hint counts on the same samples and masks
+
+@pytest.fixture(scope="module")
+def hint_ckpt(tmp_path_factory):
+    root = tmp_path_factory.mktemp("eval_hints")
+    return hand_made_checkpoint(root / "run" / "checkpoints" / "latest.pt", "--model.width", "0.25",
+                                "--data.size", "64", "--data.workers", "0", "--data.cache_dir",
+                                root / "cache", "--model.hints", "true", ab_bias=None)
+
+
+def test_hint_counts_are_scored_on_the_same_samples(hint_ckpt, tmp_path):
+    out = tmp_path / "h"
+    rep = _run(hint_ckpt, out, "--eval.hints", "0,2,5", "--eval.masks", "impa:1")
+    assert rep["hints"] == [0, 2, 5] and set(rep["by_hints"]) == {"0", "2", "5"}
+    assert rep["results"]["model"] == rep["by_hints"]["0"]
+    zero, five = rep["by_hints"]["0"]["overall"], rep["by_hints"]["5"]["overall"]
+    assert zero["n"] == five["n"] == 5
+    assert zero["hint_err"] is None or math.isnan(zero["hint_err"])   # nothing hinted
+    assert math.isfinite(five["hint_err"]) and five["hint_err"] >= 0
+    assert zero["psnr_in"] != five["psnr_in"]                  # the hints reached the model
+    rows = _rows(out / "metrics.csv")
+    assert [r["hints"] for r in rows if r["source"] == "model" and r["group"] == "overall"] == \
+        ["0", "2", "5"]
+    assert {r["hints"] for r in _rows(out / "per_sample.csv")} == {"0", "2", "5"}
+    # the same hints for any batch size (drawn per sample from (eval.seed, index))
+    again = _run(hint_ckpt, tmp_path / "h1", "--eval.hints", "0,2,5", "--eval.masks", "impa:1",
+                 "--eval.batch_size", "1")
+    for c in ("0", "2", "5"):
+        for k, v in rep["by_hints"][c]["overall"].items():
+            w = again["by_hints"][c]["overall"][k]
+            assert (v != v and w != w) or v == pytest.approx(w, rel=1e-5, abs=1e-6), (c, k)
+
+
+def test_hints_for_a_checkpoint_without_hints_are_refused(ckpt, capsys):
+    with pytest.raises(SystemExit):
+        evaluation.main(["--checkpoint", str(ckpt), "--eval.hints", "0,1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "eval.hints" in err[0] and "without colour hints" in err[0]

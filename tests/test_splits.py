@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data_fixtures import BAD, GOOD, GRAY, build, dcfg, tree  # noqa: F401 (tree: a fixture)
+from conftest import BAD, GOOD, GRAY, build, dcfg
 from gan_colorize.errors import UserError
 from gan_colorize.splits import SAMPLE_FILES, list_split
 

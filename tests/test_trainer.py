@@ -3,7 +3,6 @@ import json
 import math
 import os
 import socket
-import types
 
 import numpy as np
 import pytest
@@ -14,7 +13,6 @@ import torch.multiprocessing as mp
 
 from conftest import tiny_config
 from gan_colorize import color, losses, trainer
-from gan_colorize.config import load_config
 from gan_colorize.networks import build_discriminator, build_generator
 from gan_colorize.trainer import Env, d_step, g_step
 
@@ -221,3 +219,16 @@ def test_cuda_bf16_channels_last_trains_and_resumes(tmp_path):
     assert resumed.step == 4 and all(math.isfinite(r["g_l1"]) for r in resumed.history)
     state = torch.load(tmp_path / "c" / "checkpoints" / "latest.pt", weights_only=True)
     assert state["rng"]["cuda"] is not None
+
+
+def test_a_hint_model_trains_resumes_and_its_checkpoint_says_so(tmp_path):
+    args = ["--train.out_dir", str(tmp_path), "--train.name", "h", "--model.hints", "true",
+            "--data.size", "64"]
+    first = trainer.train(_tiny(args + ["--train.steps", "2"]))
+    resumed = trainer.train(_tiny(args + ["--train.steps", "3", "--resume", "auto"]))
+    assert resumed.step == 3 and all(math.isfinite(r["g_l1"]) for r in resumed.history)
+    state = torch.load(tmp_path / "h" / "checkpoints" / "latest.pt", weights_only=True)
+    assert state["config"]["model"]["hints"] is True
+    g = first.models.g
+    gray, ab_real, mask = _one_image(64)
+    assert g(gray, mask).shape == g(gray, mask, torch.zeros_like(ab_real), torch.zeros_like(mask)).shape

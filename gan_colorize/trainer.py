@@ -29,6 +29,7 @@ from . import checkpoint, color, data, losses
 from .config import save_config
 from .errors import UserError
 from .networks import build_discriminator, build_generator
+from .rendezvous import join_process_group
 
 
 # ----------------------------------------------------------------------------- environment
@@ -92,7 +93,7 @@ def setup_env(cfg):
     rank = int(os.environ.get("RANK", "0"))
     device = resolve_device(cfg.train.device, int(os.environ.get("LOCAL_RANK", "0")))
     if world_size > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        join_process_group("nccl" if device.type == "cuda" else "gloo", rank, world_size)
     cl = cfg.train.channels_last
     channels_last = cl == "on" or (cl == "auto" and device.type == "cuda")
     return Env(rank, world_size, device, resolve_precision(cfg.train.precision, device), channels_last)

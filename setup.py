@@ -10,6 +10,8 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["gan_colorize", "gan_colorize.*"]),
+    # the default checkpoint of `gan-colorize` and Colorizer.from_checkpoint(), in wheels too
+    package_data={"gan_colorize": ["checkpoints/default.pt"]},
     install_requires=[
         "torch>=2.3,<2.15",
         "torchvision>=0.18,<0.30",
@@ -21,7 +23,7 @@ setup(
         "tqdm>=4.60",
         "pillow>=10",
     ],
-    extras_require={"test": ["pytest>=7", "hypothesis>=6"]},
+    extras_require={"test": ["pytest>=7", "hypothesis>=6", "pytest-timeout>=2.1"]},
     entry_points={
         "console_scripts": [
             "gan-colorize=gan_colorize.colorize:main",

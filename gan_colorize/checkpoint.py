@@ -8,8 +8,10 @@ and the RNG states of python, numpy and torch (CPU and CUDA).
 import os
 import pickle
 import random
+import re
 import sys
 import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -34,25 +36,62 @@ def save(state, path):
 
 
 def load(path, map_location="cpu"):
-    """Read a checkpoint with torch.load(weights_only=True); anything else is refused."""
+    """Read a checkpoint with torch.load(weights_only=True); anything else is refused.
+
+    Every refusal is a one-line CheckpointError of our own. torch's messages are never passed on:
+    for a file that is not a checkpoint (an image given as --checkpoint, say) they advise
+    re-running torch.load with weights_only=False, which would run whatever code a pickle holds.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except OSError as err:
+        raise CheckpointError(f"cannot read checkpoint {path}: {err.strerror or err}") from None
+    # torch.save writes a zip archive; torch before 1.6 wrote a pickle (protocol 2: \x80\x02)
+    is_zip = head.startswith(b"PK\x03\x04")
+    if not (is_zip or head.startswith(b"\x80")):
+        raise CheckpointError(f"{path} is not a gan_colorize checkpoint ({_looks_like(head)})")
+    if is_zip and not zipfile.is_zipfile(path):
+        raise CheckpointError(f"{path} is damaged: an incomplete zip archive (cut short by a copy "
+                              f"or a full disk?); use another checkpoint")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")         # torch's notes on pickle protocols and the like
+            state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        raise CheckpointError(f"refused to load {path}: it is not a weights-only checkpoint "
-                              f"({_first_line(err)})") from None
-    except Exception as err:  # torch raises many types for corrupt files; none should escape raw
-        raise CheckpointError(f"could not read checkpoint {path}: {_first_line(err)}") from None
+        found = re.search(r"GLOBAL ([\w.]+)", str(err))
+        if found:   # a class or function to import and call: what a checkpoint never holds
+            raise CheckpointError(f"refused to load {path}: it holds code (a pickled {found.group(1)}), "
+                                  f"not only tensors, numbers and strings; it is not a gan_colorize "
+                                  f"checkpoint, and loading it could run that code") from None
+        raise CheckpointError(f"{path} is not a gan_colorize checkpoint (a pickle in another "
+                              f"format)") from None
+    except Exception as err:  # torch raises many types for damaged files; none is passed on
+        raise CheckpointError(f"{path} is not a gan_colorize checkpoint, or it is damaged "
+                              f"({type(err).__name__} while reading it)") from None
     if not isinstance(state, dict):
         raise CheckpointError(f"{path} is not a gan_colorize checkpoint (got {type(state).__name__})")
     return state
 
 
-def _first_line(err):
-    text = str(err).strip()
-    return (text.splitlines()[0][:200] if text else type(err).__name__)
+_MAGIC = ((b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"),
+          (b"II*\x00", "a TIFF image"), (b"MM\x00*", "a TIFF image"), (b"BM", "a BMP image"),
+          (b"%PDF", "a PDF file"), (b"\x1f\x8b", "a gzip file"))
+
+
+def _looks_like(head):
+    """What the first bytes of a file suggest it is, for an error message."""
+    if not head:
+        return "the file is empty"
+    for magic, what in _MAGIC:
+        if head.startswith(magic):
+            return f"it is {what}"
+    if all(b >= 32 or b in b"\t\n\r" for b in head):
+        return "it is text"
+    return "unknown binary data"
 
 
 def describe_mismatch(model, state_dict, limit=8):

@@ -18,13 +18,10 @@ def train_main(argv=None):
     cfg = load_config(sys.argv[1:] if argv is None else argv, default_preset="quickstart")
     old_format, warnings.formatwarning = warnings.formatwarning, _warning_line
     try:
+        # a Ctrl-C before the training loop installs its handler (imports, the data cache), or a
+        # second one, ends in cli_main: `interrupted`, exit status 130
         from .trainer import run
         run_dir = run(cfg)
-    except KeyboardInterrupt:
-        # Ctrl-C before the training loop installed its handler (imports, the data cache), or a
-        # second Ctrl-C; checkpoints are written atomically, so the last one is intact
-        print("interrupted", file=sys.stderr)
-        raise SystemExit(130) from None
     finally:
         warnings.formatwarning = old_format
     if run_dir is not None and int(os.environ.get("RANK", "0")) == 0:

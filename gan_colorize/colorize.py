@@ -46,7 +46,8 @@ from .config import cli_main
 from .errors import UserError
 from .masks import resize_nearest
 
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "default.pt"
+# package data (setup.py), so that it is there after `pip install .` too, not only in a checkout
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "default.pt"
 COMPOSITES = ("none", "hard")
 GAMUT_TOL = 0.05       # Lab units: a colour whose sRGB round trip moves it more is out of gamut
 GAMUT_STEPS = 10       # bisection steps on the chroma scale: resolution 1/1024
@@ -201,7 +202,7 @@ class Colorizer:
     @classmethod
     def from_checkpoint(cls, path=None, device="auto", size=None, precision="auto"):
         """G_ema of a training checkpoint (weights-only load). size: working shorter side,
-        default the checkpoint's data.size. path None -> checkpoints/default.pt of the repo."""
+        default the checkpoint's data.size. path None -> DEFAULT_CHECKPOINT, shipped in the package."""
         if path is None:
             path = DEFAULT_CHECKPOINT
             if not Path(path).is_file():
@@ -447,6 +448,7 @@ class _MaskSource:
         path = os.path.expanduser(spec)
         if os.path.isfile(path):
             self.file = path
+            self.file_mask = self._read(path, "--mask: ")   # refused before a model is loaded
         elif os.path.isdir(path):
             self.folder, self.by_stem = path, files_by_stem(path, MASK_EXTS, "_mask")
             if not self.by_stem:
@@ -463,23 +465,30 @@ class _MaskSource:
                 raise UserError("--mask: family 'segmentation' needs a dataset's segmentation "
                                 "maps; pass mask files instead")
 
+    @staticmethod
+    def _read(src, prefix):
+        """A mask file -> uint8 (H,W,3); an unreadable one is reported as a mask, not an input."""
+        from .imageio import BadImageError, read_rgb
+        try:
+            return read_rgb(src)
+        except BadImageError as err:
+            raise UserError(f"{prefix}cannot read mask file {src}: {err.reason}") from None
+
     def get(self, index, path, rgb):
         """-> (raw mask array, its source file or None). UserError when there is none."""
-        from .imageio import read_rgb
         from .masks import mask_rng
         if self.sampler is not None:
             h, w = rgb.shape[:2]
             m, _ = self.sampler.sample(h, w, mask_rng(self.seed, index), image=rgb)
             return m, None
         if self.file is not None:
-            src = self.file
-        else:
-            src = self.by_stem.get(Path(path).stem)
-            if src is None:
-                stem = Path(path).stem
-                raise UserError(f"skipped {path}: no mask for it in {self.folder} "
-                                f"(looked for {stem}.png/.jpg/.jpeg or {stem}_mask.*)")
-        return read_rgb(src), src
+            return self.file_mask, self.file
+        src = self.by_stem.get(Path(path).stem)
+        if src is None:
+            stem = Path(path).stem
+            raise UserError(f"skipped {path}: no mask for it in {self.folder} "
+                            f"(looked for {stem}.png/.jpg/.jpeg or {stem}_mask.*)")
+        return self._read(src, f"skipped {path}: "), src
 
 
 @cli_main

@@ -491,13 +491,20 @@ def one_line(err):
 
 
 def cli_main(fn):
-    """Run fn(); a UserError becomes `error: <message>` on stderr and exit status 2."""
+    """Run fn(); a UserError becomes `error: <message>` on stderr and exit status 2, Ctrl-C
+    (outside the training loop, which saves and returns) `interrupted` and exit status 130."""
     def wrapped(*args, **kwargs):
+        from .interrupt import SafeCtrlC
         try:
-            return fn(*args, **kwargs)
+            with SafeCtrlC():   # Ctrl-C inside the imports of torch & co. would abort the process
+                return fn(*args, **kwargs)
         except UserError as err:
             print(f"error: {one_line(err)}", file=sys.stderr)
             raise SystemExit(2) from None
+        except KeyboardInterrupt:
+            # outside the training loop (imports, the data cache, evaluate, gan-colorize)
+            print("interrupted", file=sys.stderr)
+            raise SystemExit(130) from None
     wrapped.__name__ = fn.__name__
     wrapped.__doc__ = fn.__doc__
     return wrapped

@@ -29,12 +29,16 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
 class BadImageError(UserError):
-    """A file that cannot be used as an image. The message is one line and names the file."""
+    """A file that cannot be used as an image. The message is one line and names the file;
+    .path and .reason hold its parts, for callers that read something else than an input image
+    (a mask) and say so."""
 
 
 def _fail(path, reason):
     reason = " ".join(str(reason).split())  # one line, whatever PIL/OpenCV said
-    return BadImageError(f"cannot read image {os.fspath(path)!s}: {reason}")
+    err = BadImageError(f"cannot read image {os.fspath(path)!s}: {reason}")
+    err.path, err.reason = os.fspath(path), reason
+    return err
 
 
 def _pixel_limit(max_pixels):

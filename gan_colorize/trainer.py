@@ -30,6 +30,7 @@ from . import checkpoint, color, data, losses
 from .config import save_config
 from .errors import UserError
 from .networks import build_discriminator, build_generator
+from .rendezvous import join_process_group
 from .rundir import RunLog, find_resume, make_run_dir
 from .runtime import autocast, resolve_device, resolve_precision
 from .sheets import contact_sheet, sheet_tiles
@@ -59,7 +60,7 @@ def setup_env(cfg):
     rank = int(os.environ.get("RANK", "0"))
     device = resolve_device(cfg.train.device, int(os.environ.get("LOCAL_RANK", "0")), "train.device")
     if world_size > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        join_process_group("nccl" if device.type == "cuda" else "gloo", rank, world_size)
     cl = cfg.train.channels_last
     channels_last = cl == "on" or (cl == "auto" and device.type == "cuda")
     amp_dtype = resolve_precision(cfg.train.precision, device, "train.precision")

@@ -44,7 +44,7 @@ def test_crafted_pickle_is_refused_and_does_not_run(tmp_path, monkeypatch):
     monkeypatch.setenv("PWNED_PATH", str(marker))
     path = tmp_path / "evil.pt"
     torch.save({"g": _RunsCode()}, path)   # a real torch checkpoint carrying a code-running pickle
-    with pytest.raises(CheckpointError, match="not a weights-only checkpoint"):
+    with pytest.raises(CheckpointError, match=r"holds code \(a pickled posix.system\)"):
         checkpoint.load(path)
     assert not marker.exists()
     # The same file really would run code if loaded unsafely; this keeps the test honest.
@@ -61,6 +61,70 @@ def test_plain_pickle_and_garbage_are_refused(tmp_path):
             checkpoint.load(tmp_path / name)
     with pytest.raises(CheckpointError, match="not found"):
         checkpoint.load(tmp_path / "missing.pt")
+
+
+class _Custom:
+    """A class of the caller's: torch.save pickles it as a global to import and call."""
+
+    def __init__(self):
+        self.w = torch.zeros(2)
+
+
+# What torch says and a user must never read: it advises loading with weights_only=False, which
+# runs whatever code the file holds.
+TORCH_ADVICE = ("weights_only", "torch.load", "trust", "pytorch.org", "file an issue", "GLOBAL",
+                "Unsupported", "PytorchStreamReader", "miniz")
+
+
+def _not_checkpoints(folder):
+    """{name: (path, what the message must say)} for files a user may give as --checkpoint."""
+    from PIL import Image
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(folder / "photo.png")
+    (folder / "notes.txt").write_text("step: 1000\nlr: 2e-4\n")
+    (folder / "empty.pt").write_bytes(b"")
+    checkpoint.save({"g_ema": _gen().state_dict(), "step": 3}, folder / "whole.pt")
+    data = (folder / "whole.pt").read_bytes()
+    (folder / "cut.pt").write_bytes(data[: len(data) // 2])
+    torch.save({"g_ema": {}, "extra": _Custom()}, folder / "custom.pt")
+    (folder / "plain.pkl").write_bytes(pickle.dumps({"a": 1}, protocol=4))
+    return {"png": (folder / "photo.png", "is not a gan_colorize checkpoint (it is a PNG image)"),
+            "text": (folder / "notes.txt", "is not a gan_colorize checkpoint (it is text)"),
+            "empty": (folder / "empty.pt", "is not a gan_colorize checkpoint (the file is empty)"),
+            "truncated": (folder / "cut.pt", "is damaged: an incomplete zip archive"),
+            "custom_class": (folder / "custom.pt", f"holds code (a pickled {__name__}._Custom)"),
+            "plain_pickle": (folder / "plain.pkl", "is not a gan_colorize checkpoint (a pickle")}
+
+
+@pytest.mark.parametrize("case", ["png", "text", "empty", "truncated", "custom_class", "plain_pickle"])
+def test_not_a_checkpoint_says_so_in_one_line_without_torch_advice(tmp_path, case, recwarn):
+    path, says = _not_checkpoints(tmp_path)[case]
+    with pytest.raises(CheckpointError) as err:
+        checkpoint.load(path)
+    msg = str(err.value)
+    assert says in msg and str(path) in msg and "\n" not in msg, msg
+    assert not [a for a in TORCH_ADVICE if a in msg], msg
+    assert not [str(w.message) for w in recwarn if "torch" in str(w.filename)]
+    # torch's exception is not chained on either, where a traceback would show its text
+    assert err.value.__context__ is None or err.value.__suppress_context__
+
+
+@pytest.mark.parametrize("tool", ["evaluate", "gan-colorize"])
+@pytest.mark.parametrize("case", ["png", "custom_class"])
+def test_cli_with_a_non_checkpoint_prints_our_line_only(tmp_path, capsys, tool, case):
+    from gan_colorize import colorize, evaluation
+    path, says = _not_checkpoints(tmp_path)[case]
+    if tool == "evaluate":
+        argv, main = ["--checkpoint", str(path), "--out", str(tmp_path / "ev")], evaluation.main
+    else:
+        argv = ["--checkpoint", str(path), "--mask", "full", "--out", str(tmp_path / "out"),
+                str(tmp_path / "photo.png")]
+        main = colorize.main
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2
+    assert err.count("\n") == 1 and err.startswith("error: ") and says in err, err
+    assert not [a for a in TORCH_ADVICE if a in err], err
 
 
 def test_other_architecture_lists_what_differs():

@@ -240,6 +240,7 @@ def test_cli_refuses_to_overwrite_an_input(ckpt, tmp_path, capsys):
     (["--checkpoint", "CKPT", "--mask", "full", "--out", "OUT", "--size", "8", "IN"], "--size"),
     (["--checkpoint", "CKPT", "--mask", "full", "--out", "OUT", "BAD"], "no image could be colorized"),
     (["--checkpoint", "CKPT", "--mask", "full", "--out", "OUT", "MISSING"], "no input images"),
+    (["--checkpoint", "CKPT", "--mask", "BAD", "--out", "OUT", "IN"], "--mask: cannot read mask file BAD: "),
 ])
 def test_cli_errors_are_one_line(ckpt, tmp_path, monkeypatch, capsys, argv, message):
     monkeypatch.setattr(colorize, "DEFAULT_CHECKPOINT", tmp_path / "checkpoints" / "default.pt")
@@ -251,16 +252,36 @@ def test_cli_errors_are_one_line(ckpt, tmp_path, monkeypatch, capsys, argv, mess
         _cli([sub.get(a, a) for a in argv])
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("error: ") and message in err[-1]
+    message = message.replace("BAD", str(sub["BAD"]))
+    assert err[-1].startswith("error: ") and message in err[-1], err
     if message == "default checkpoint":
         assert "train" in err[-1] and "--checkpoint" in err[-1]
 
 
+def test_unreadable_mask_in_a_folder_is_reported_as_the_mask(ckpt, tmp_path, capsys):
+    """A broken mask is named as a mask, with the input it was for, never as an unreadable image."""
+    Image.fromarray(_photo(32, 32)).save(tmp_path / "a.png")
+    Image.fromarray(_photo(32, 32)).save(tmp_path / "b.png")
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    (masks / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    Image.fromarray(_half(32, 32)).save(masks / "b.png")
+    out = tmp_path / "out"
+    assert _cli(["--checkpoint", ckpt, "--mask", masks, "--out", out, "--device", "cpu",
+                 tmp_path / "a.png", tmp_path / "b.png"]) == 0
+    err = capsys.readouterr().err
+    lines = [ln.strip() for ln in err.replace("\r", "\n").splitlines() if ln.startswith("skipped")]
+    assert lines == [f"skipped {tmp_path / 'a.png'}: cannot read mask file {masks / 'a.png'}: "
+                     "not an image file (unknown or corrupt format)"], err
+    assert "cannot read image" not in err
+    assert (out / "b_color.png").is_file() and not (out / "a_color.png").exists()
+
+
 def test_shipped_default_checkpoint_colours_inside_and_stays_gray_outside():
-    """checkpoints/default.pt (RESULTS.md's x1_unet_mixed_10k) on a photo it never saw, under a half-plane mask:
+    """The shipped default checkpoint (RESULTS.md's x1_unet_mixed_10k) on a photo it never saw, under a half-plane mask:
     clearly coloured inside, near gray outside, without --composite hard."""
     if not colorize.DEFAULT_CHECKPOINT.is_file():
-        pytest.skip("no checkpoints/default.pt in this checkout")
+        pytest.skip(f"no {colorize.DEFAULT_CHECKPOINT} in this checkout")
     c = Colorizer.from_checkpoint(device="cpu")
     rgb = skimage.data.coffee()                          # 400 x 600, never in Flowers17
     mask = np.zeros(rgb.shape[:2], np.float32)

@@ -3,6 +3,10 @@ import json
 import math
 import os
 import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,11 +15,13 @@ import skimage.transform
 import torch
 import torch.multiprocessing as mp
 
-from conftest import tiny_config
-from gan_colorize import color, losses, trainer
+from conftest import TINY, tiny_config
+from gan_colorize import color, losses, rendezvous, trainer
+from gan_colorize.errors import UserError
 from gan_colorize.networks import build_discriminator, build_generator
 from gan_colorize.trainer import Env, d_step, g_step
 
+ROOT = Path(__file__).resolve().parents[1]
 CPU_FP32 = Env(rank=0, world_size=1, device=torch.device("cpu"), amp_dtype=None, channels_last=False)
 
 
@@ -32,6 +38,11 @@ def _one_image(size=32):
 def _cache_in_tmp(tmp_path_factory, monkeypatch):
     # The image cache goes to a per-session temp folder, not the user's ~/.cache.
     monkeypatch.setenv("GAN_COLORIZE_TEST_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+def _tiny_argv(argv=()):
+    return [*TINY, "--train.latest_every", "1000", "--data.cache_dir",
+            os.environ["GAN_COLORIZE_TEST_CACHE"], *argv]
 
 
 def _tiny(argv=()):
@@ -71,6 +82,7 @@ def test_non_finite_loss_skips_the_update():
     assert all(torch.equal(a, b) for a, b in zip(before, d.parameters()))
 
 
+@pytest.mark.timeout(900)   # pytest.ini's 300 s is too tight: 100-300 s on a loaded 2-core CPU
 def test_overfits_one_image():
     """300 steps on one 32 px image and mask: G must reproduce the desired partial colouring."""
     torch.manual_seed(0)
@@ -183,14 +195,29 @@ def _free_port():
 
 
 def _ddp_worker(rank, world_size, port, out_dir, result_dir):
+    # a bounded rendezvous: without loopback (`unshare -n`) each rank would otherwise wait in
+    # torch's TCPStore for 30 minutes
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+                      GAN_COLORIZE_RENDEZVOUS_TIMEOUT="60")
     torch.set_num_threads(1)
     cfg = _tiny(["--train.steps", "3", "--train.out_dir", out_dir, "--train.name", "ddp",
                  "--model.generator", "seed", "--model.discriminator", "seed"])
-    result = trainer.train(cfg)
+    try:
+        result = trainer.train(cfg)
+    except UserError as err:   # reported by the test as one line, not as a child's traceback
+        with open(f"{result_dir}/error{rank}.txt", "w") as f:
+            f.write(str(err))
+        raise SystemExit(2) from None
     torch.save({k: v for k, v in result.models.g.state_dict().items()}, f"{result_dir}/g{rank}.pt")
     torch.save({k: v for k, v in result.models.d.state_dict().items()}, f"{result_dir}/d{rank}.pt")
+    try:   # private API: what collectives wait for once the group has formed
+        pg = torch.distributed.distributed_c10d._get_default_group()
+        waits = pg._get_backend(torch.device("cpu")).options._timeout.total_seconds()
+    except AttributeError:
+        waits = None
+    with open(f"{result_dir}/timeout{rank}.json", "w") as f:
+        json.dump(waits, f)
     torch.distributed.destroy_process_group()
 
 
@@ -199,7 +226,14 @@ def test_ddp_two_processes_end_with_identical_weights(tmp_path):
     The seed variants have BatchNorm, so buffers (broadcast from rank 0) are checked too."""
     out, res = tmp_path / "runs", tmp_path / "res"
     res.mkdir()
-    mp.spawn(_ddp_worker, args=(2, _free_port(), str(out), str(res)), nprocs=2, join=True)
+    try:
+        mp.spawn(_ddp_worker, args=(2, _free_port(), str(out), str(res)), nprocs=2, join=True)
+    except mp.ProcessExitedException:
+        if not list(res.glob("error*.txt")):
+            raise
+    errors = sorted(p.read_text() for p in res.glob("error*.txt"))
+    if errors:
+        pytest.fail(errors[0], pytrace=False)
     for name in ("g", "d"):
         a, b = torch.load(res / f"{name}0.pt"), torch.load(res / f"{name}1.pt")
         assert a.keys() == b.keys()
@@ -207,6 +241,58 @@ def test_ddp_two_processes_end_with_identical_weights(tmp_path):
             assert torch.equal(a[k], b[k]), (name, k)
     # Only rank 0 writes files.
     assert (out / "ddp" / "checkpoints" / "latest.pt").is_file()
+    # The 60 s rendezvous limit is not kept for collectives: the ranks wait at a barrier while
+    # rank 0 builds the data cache, which may take far longer on a real dataset.
+    for rank in (0, 1):
+        waits = json.loads((res / f"timeout{rank}.json").read_text())
+        assert waits is None or waits == torch.distributed.constants.default_pg_timeout.total_seconds()
+
+
+def _can_unshare_net():
+    try:
+        return subprocess.run(["unshare", "-n", "true"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.mark.parametrize("case", ["nobody_listens", "another_host", "rank1_never_came", "no_loopback"])
+def test_rendezvous_fails_in_bounded_time_with_one_line(tmp_path, case):
+    """Each rank alone, GAN_COLORIZE_RENDEZVOUS_TIMEOUT=2: rank 1 with nothing listening at
+    MASTER_ADDR:MASTER_PORT; rank 0 whose MASTER_ADDR is not this machine (TEST-NET-1, RFC 5737);
+    rank 0 whose rank 1 never starts; rank 0 in a network namespace whose loopback is down
+    (`unshare -n`, root only). Each stops with one `error:` line after about 2 s, where torch
+    alone waits 30 minutes, printing a C++ trace per retry."""
+    rank, addr, wrap = {"nobody_listens": (1, "127.0.0.1", []), "another_host": (0, "192.0.2.1", []),
+                        "rank1_never_came": (0, "127.0.0.1", []),
+                        "no_loopback": (0, "127.0.0.1", ["unshare", "-n"])}[case]
+    if wrap and not _can_unshare_net():
+        pytest.skip("unshare -n is not permitted here")
+    port = _free_port()
+    env = dict(os.environ, WORLD_SIZE="2", RANK=str(rank), LOCAL_RANK=str(rank), MASTER_ADDR=addr,
+               MASTER_PORT=str(port), GAN_COLORIZE_RENDEZVOUS_TIMEOUT="2", OMP_NUM_THREADS="1")
+    t0 = time.monotonic()
+    proc = subprocess.run([*wrap, sys.executable, "train.py", *_tiny_argv(["--train.out_dir", str(tmp_path)])],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    took = time.monotonic() - t0
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    if case == "rank1_never_came":
+        assert proc.stderr.startswith(f"error: rank 0: the 2 processes did not join at {addr}:{port} "
+                                      "within 2 s: "), proc.stderr
+    else:
+        assert proc.stderr.startswith(f"error: rank {rank}: cannot reach the master at "
+                                      f"MASTER_ADDR:MASTER_PORT = {addr}:{port} ("), proc.stderr
+        assert "GAN_COLORIZE_RENDEZVOUS_TIMEOUT" in proc.stderr
+    if case == "no_loopback":
+        assert "(Network is unreachable)" in proc.stderr
+    assert took < 60, took      # 2 s of waiting plus importing torch on a loaded machine
+
+
+@pytest.mark.parametrize("value", ["soon", "0", "-5", "nan"])
+def test_bad_rendezvous_timeout_is_a_user_error(monkeypatch, value):
+    monkeypatch.setenv("GAN_COLORIZE_RENDEZVOUS_TIMEOUT", value)
+    with pytest.raises(UserError, match="GAN_COLORIZE_RENDEZVOUS_TIMEOUT"):
+        rendezvous.rendezvous_timeout()
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

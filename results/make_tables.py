@@ -13,7 +13,10 @@ from pathlib import Path
 
 RUNS = ["r1_study_halfplane", "r2_study_recipe", "r3_study_partial", "r4_unet_impa",
         "r5_unet_mixed", "r6a_huber", "r6b_out0", "r6c_out1000",
-        "x1_unet_mixed_10k"]   # the last: r5's recipe with 5x the steps, outside the equal budget
+        "x1_unet_mixed_10k",     # r5's recipe with 5x the steps, outside the equal budget
+        "x2_unet11_mixed_10k"]   # x1's recipe on the 11-layer unet11 of the consolidation issue
+# The runs above x2 were trained and scored with the architecture before the consolidation
+# (unet11 with a twelfth full-resolution layer, the old seed G and D); x2 with today's.
 METRICS = ["leak", "leak_px", "edge_leak", "fill", "psnr_in", "ssim_in", "auc_in"]
 FORMAT = {"leak": ".2f", "leak_px": ".2f", "edge_leak": ".2f", "fill": ".3f", "psnr_in": ".2f",
           "ssim_in": ".3f", "auc_in": ".3f"}

@@ -227,7 +227,7 @@ class Models:
 
 def build_models(cfg, env):
     g = build_generator(cfg.model).to(env.device)
-    d = build_discriminator(cfg.model).to(env.device)
+    d = build_discriminator(cfg.model, cfg.data.size).to(env.device)
     if env.channels_last:
         g, d = g.to(memory_format=torch.channels_last), d.to(memory_format=torch.channels_last)
     g_ema = copy.deepcopy(g).eval().requires_grad_(False)

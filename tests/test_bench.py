@@ -13,7 +13,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench import common, end_to_end, inference, pipeline, train_step  # noqa: E402
+from bench import common, end_to_end, inference, pipeline, seed_vs_study, train_step  # noqa: E402
 
 MACHINE_KEYS = {"cpu", "cpu_cores", "torch_threads", "gpu", "torch", "amx_bf16"}
 # One torch thread: tiny ops gain nothing from two, and on a busy machine two threads that wait
@@ -65,6 +65,24 @@ def test_train_step_cli_isolates_each_config_in_a_fresh_process(tmp_path):
     (row,) = _load(out)["results"]
     assert row["isolated"] and row["peak_mem_kind"] == "cpu_peak_rss"
     assert row["gflop_per_image"] is None and "G " in proc.stdout
+
+
+def test_seed_vs_study_json(tmp_path):
+    # the study's D takes 224 px only, so this one runs at width 1 (a few seconds)
+    out = tmp_path / "svs.json"
+    seed_vs_study.main(["--batch", "2", "--rounds", "2", "--steps", "1", "--warmup", "0",
+                        "--no-flops", "--precision", "fp32", "--device", "cpu", "--threads", "1",
+                        "--json", str(out)])
+    d = _load(out)
+    (row,) = d["results"]
+    assert d["benchmark"] == "seed_vs_study" and row["size"] == 224 and row["batch"] == 2
+    assert len(row["study_step_s_all"]) == len(row["ours_step_s_all"]) == 2
+    assert row["study_images_per_s"] > 0 and row["ours_images_per_s"] > 0
+    ratio = row["ours_images_per_s"] / row["study_images_per_s"]
+    assert row["ratio_median"] == pytest.approx(ratio) and row["ratio_cpu"] > 0
+    # the same networks: the study's G holds 4 parameters more (bn10, never called)
+    assert row["params_g_study"] == row["params_g_ours"] + 4
+    assert row["params_d_study"] == row["params_d_ours"]
 
 
 def test_inference_json(tmp_path):

@@ -52,7 +52,7 @@ def _tiny(argv=()):
 def test_d_step_and_g_step_return_named_losses_and_update_only_their_model():
     torch.manual_seed(0)
     cfg = _tiny()
-    g, d = build_generator(cfg.model), build_discriminator(cfg.model)
+    g, d = build_generator(cfg.model), build_discriminator(cfg.model, cfg.data.size)
     opt_g, opt_d = torch.optim.Adam(g.parameters(), 1e-3), torch.optim.Adam(d.parameters(), 1e-3)
     gray, ab_real, mask = _one_image()
     g_before = [p.clone() for p in g.parameters()]
@@ -72,7 +72,7 @@ def test_d_step_and_g_step_return_named_losses_and_update_only_their_model():
 
 def test_non_finite_loss_skips_the_update():
     cfg = _tiny()
-    g, d = build_generator(cfg.model), build_discriminator(cfg.model)
+    g, d = build_generator(cfg.model), build_discriminator(cfg.model, cfg.data.size)
     opt_d = torch.optim.Adam(d.parameters(), 1e-3)
     gray, ab_real, mask = _one_image()
     before = [p.clone() for p in d.parameters()]
@@ -87,7 +87,7 @@ def test_overfits_one_image():
     """300 steps on one 32 px image and mask: G must reproduce the desired partial colouring."""
     torch.manual_seed(0)
     cfg = _tiny(["--model.width", "0.5"])
-    g, d = build_generator(cfg.model), build_discriminator(cfg.model)
+    g, d = build_generator(cfg.model), build_discriminator(cfg.model, cfg.data.size)
     opt_g = torch.optim.Adam(g.parameters(), 2e-3, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(d.parameters(), 2e-4, betas=(0.5, 0.999))
     gray, ab_real, mask = _one_image()

@@ -270,18 +270,21 @@ class Generator(nn.Module):
     """11-layer encoder-decoder; `kind` 'unet11' (concat skips, resize-conv, GroupNorm) or
     'seed' (the study's: additive skips, ConvTranspose, BatchNorm). See the module docstring."""
 
-    def __init__(self, kind="unet11", width=1.0):
+    def __init__(self, kind="unet11", width=1.0, hints=False):
         super().__init__()
         if kind not in GENERATORS:
             raise UserError(f"unknown generator {kind!r}; choose one of {', '.join(GENERATORS)}")
         self.kind = kind
         seed = kind == "seed"
         stem = scaled(16, width)
-        c = [2 * stem] + [scaled(x, width) for x in (64, 128, 256, 512, 512)]  # s, e2..e6
+        self.hints = bool(hints)
+        c = [(3 if hints else 2) * stem] + [scaled(x, width) for x in (64, 128, 256, 512, 512)]  # s, e2..e6
 
         # Layer 1: one stem per input; a new input adds a stem here and widens c[0].
         self.stem_gray = nn.Conv2d(1, stem, 3, 1, 1, bias=not seed)
         self.stem_mask = nn.Conv2d(1, stem, 3, 1, 1, bias=not seed)
+        # colour hints (model.hints): hint_ab and hint_mask through a third stem of their own
+        self.stem_hint = nn.Conv2d(3, stem, 3, 1, 1, bias=not seed) if hints else None
         # seed: one BatchNorm module for both stems, as the study; unet11: none (docstring)
         self.stem_norm = nn.BatchNorm2d(stem) if seed else nn.Identity()
         self.stem_act = nn.LeakyReLU(0.1 if seed else 0.2, inplace=True)
@@ -306,9 +309,10 @@ class Generator(nn.Module):
     def _stem(self, conv, x):
         return self.stem_act(self.stem_norm(conv(x)))
 
-    def forward(self, gray, mask):
-        """gray (N,1,H,W) in [-1,1], mask (N,1,H,W) in {0,1}, H, W multiples of 32
-        -> ab (N,2,H,W) in [-1,1]."""
+    def forward(self, gray, mask, hint_ab=None, hint_mask=None):
+        """gray (N,1,H,W) in [-1,1], mask (N,1,H,W) in {0,1}, H, W multiples of 32; for a
+        generator built with hints also hint_ab (N,2,H,W) (ab/110 at hinted pixels, 0 elsewhere)
+        and hint_mask (N,1,H,W) {0,1}, both omitted = no hints -> ab (N,2,H,W) in [-1,1]."""
         check_size(gray)
         if mask.shape != gray.shape:
             raise ValueError(f"mask shape {tuple(mask.shape)} != gray shape {tuple(gray.shape)}")
@@ -317,8 +321,17 @@ class Generator(nn.Module):
             n, _, h, w = gray.shape
             _need_batch_stats(self, n * (h // 32) * (w // 32), "the seed generator")
         # mask.to: matches dtypes only for a model run in bf16 without autocast; a no-op otherwise.
-        s = torch.cat([self._stem(self.stem_gray, gray),
-                       self._stem(self.stem_mask, mask.to(gray.dtype))], 1)
+        stems = [self._stem(self.stem_gray, gray), self._stem(self.stem_mask, mask.to(gray.dtype))]
+        if self.hints:
+            if hint_ab is None:
+                hint_ab, hint_mask = gray.new_zeros(gray.shape[0], 2, *gray.shape[2:]), torch.zeros_like(gray)
+            if hint_ab.shape[1:] != (2, *gray.shape[2:]) or hint_mask.shape != gray.shape:
+                raise ValueError(f"hint shapes {tuple(hint_ab.shape)}, {tuple(hint_mask.shape)} do "
+                                 f"not match gray {tuple(gray.shape)}")
+            stems.append(self._stem(self.stem_hint, torch.cat([hint_ab, hint_mask], 1).to(gray.dtype)))
+        elif hint_ab is not None or hint_mask is not None:
+            raise ValueError("this generator was built without hint inputs (model.hints off)")
+        s = torch.cat(stems, 1)
         h, skips = s, []
         for layer in self.down:
             h = layer(h)
@@ -334,18 +347,19 @@ class Discriminator(nn.Module):
     """`kind` 'seed' (the study's, for inputs of `size` x `size`) -> (N,1) logits;
     'patch' -> (N,1,H/8,W/8). See the module docstring."""
 
-    def __init__(self, kind="patch", width=1.0, spectral=False, size=None):
+    def __init__(self, kind="patch", width=1.0, spectral=False, size=None, hints=False):
         super().__init__()
         if kind not in DISCRIMINATORS:
             raise UserError(f"unknown discriminator {kind!r}; "
                             f"choose one of {', '.join(DISCRIMINATORS)}")
-        self.kind, self.spectral, self.size = kind, bool(spectral), size
+        self.kind, self.spectral, self.size, self.hints = kind, bool(spectral), size, bool(hints)
+        n_in = 7 if hints else 4   # gray, ab, mask (+ hint_ab, hint_mask): the condition G sees
         if kind == "seed":
             if not isinstance(size, int) or size < MULTIPLE or size % MULTIPLE:
                 raise ValueError(f"the seed discriminator is built for one input size, a positive "
                                  f"multiple of {MULTIPLE}; got size={size!r}")
             norm = "none" if spectral else "batch"
-            c = [4] + [scaled(x, width) for x in (64, 128, 256, 512, 512)]
+            c = [n_in] + [scaled(x, width) for x in (64, 128, 256, 512, 512)]
             layers = [_conv_block(c[i], c[i + 1], 3, 2, norm, 0.1) for i in range(5)]
             # a kernel as large as the remaining map: one 1x1 output per image
             layers.append(_conv_block(c[5], c[5], size // MULTIPLE, 1, norm, 0.1, pad=0))
@@ -355,7 +369,7 @@ class Discriminator(nn.Module):
         else:
             norm = "none" if spectral else "group"
             c = [scaled(x, width) for x in (32, 64, 128, 256, 512)]
-            layers = [_conv_block(4, c[0], 3, 1, "none", 0.2)]
+            layers = [_conv_block(n_in, c[0], 3, 1, "none", 0.2)]
             for i in range(3):
                 layers.append(_conv_block(c[i], c[i + 1], 4, 2, norm, 0.2))
             layers.append(_conv_block(c[3], c[4], 3, 1, norm, 0.2))
@@ -367,7 +381,7 @@ class Discriminator(nn.Module):
                 if isinstance(m, nn.Conv2d):
                     spectral_norm(m)
 
-    def forward(self, gray, ab, mask):
+    def forward(self, gray, ab, mask, hint_ab=None, hint_mask=None):
         """gray (N,1,H,W), ab (N,2,H,W), mask (N,1,H,W) -> logits (N,1) (seed, H = W = size) or
         (N,1,H/8,W/8) (patch)."""
         if gray.ndim != 4 or ab.shape[-2:] != gray.shape[-2:] or mask.shape != gray.shape \
@@ -380,7 +394,14 @@ class Discriminator(nn.Module):
                                  f"inputs, got {gray.shape[-2]}x{gray.shape[-1]}")
             if not self.spectral:
                 _need_batch_stats(self, gray.shape[0], "the seed discriminator")
-        x = torch.cat([gray, ab.to(gray.dtype), mask.to(gray.dtype)], 1)
+        parts = [gray, ab.to(gray.dtype), mask.to(gray.dtype)]
+        if self.hints:
+            if hint_ab is None:
+                hint_ab, hint_mask = torch.zeros_like(ab), torch.zeros_like(gray)
+            parts += [hint_ab.to(gray.dtype), hint_mask.to(gray.dtype)]
+        elif hint_ab is not None or hint_mask is not None:
+            raise ValueError("this discriminator was built without hint inputs (model.hints off)")
+        x = torch.cat(parts, 1)
         out = self.head(self.features(x))
         return out.flatten(1) if self.kind == "seed" else out
 
@@ -394,14 +415,14 @@ def _model_width(model_cfg):
 
 def build_generator(model_cfg):
     """Generator from a config with .generator ('unet11'|'seed') and .width."""
-    return Generator(model_cfg.generator, _model_width(model_cfg))
+    return Generator(model_cfg.generator, _model_width(model_cfg), bool(model_cfg.hints))
 
 
 def build_discriminator(model_cfg, size):
     """Discriminator from a config with .discriminator ('patch'|'seed'), .width, .spectral_norm,
     for training crops of size x size px (data.size; the seed D is built for that one size)."""
     return Discriminator(model_cfg.discriminator, _model_width(model_cfg),
-                         bool(model_cfg.spectral_norm), int(size))
+                         bool(model_cfg.spectral_norm), int(size), bool(model_cfg.hints))
 
 
 def count_params(module, trainable_only=True):

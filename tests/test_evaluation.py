@@ -26,7 +26,7 @@ def ckpt(tmp_path_factory):
     torch.manual_seed(0)
     g = build_generator(cfg.model)
     with torch.no_grad():
-        g.out[0].bias.copy_(torch.tensor([0.5, -0.3]))
+        g.out.conv.bias.copy_(torch.tensor([0.5, -0.3]))
     path = root / "run" / "checkpoints" / "latest.pt"
     path.parent.mkdir(parents=True)
     torch.save({"format": "gan_colorize/1", "g_ema": g.state_dict(), "config": cfg.to_dict(),

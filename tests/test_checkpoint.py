@@ -3,7 +3,6 @@ import pickle
 import random
 import subprocess
 import sys
-import types
 
 import numpy as np
 import pytest
@@ -11,11 +10,12 @@ import torch
 
 from gan_colorize import checkpoint
 from gan_colorize.checkpoint import CheckpointError
+from gan_colorize.config import ModelConfig
 from gan_colorize.networks import build_generator
 
 
 def _gen(width=0.25, kind="unet11"):
-    return build_generator(types.SimpleNamespace(generator=kind, width=width))
+    return build_generator(ModelConfig(generator=kind, width=width))
 
 
 def test_round_trip_restores_weights_and_rng(tmp_path):

@@ -15,11 +15,11 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from conftest import colourful
 from gan_colorize import checkpoint, losses, trainer
 from gan_colorize.cli import train_main
 from gan_colorize.config import load_config, one_line
@@ -119,13 +119,6 @@ def processes_mentioning(text):
             except OSError:
                 pass
     return found
-
-
-def colourful(h, w, seed=0):
-    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
-    rgb = np.stack([x / (w - 1), y / (h - 1), 1 - x / (w - 1)], -1) * 255
-    rgb += np.random.default_rng(seed).normal(0, 10, rgb.shape)
-    return np.clip(rgb, 0, 255).astype(np.uint8)
 
 
 def bomb_png(path, w=100_000, h=100_000):

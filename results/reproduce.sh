@@ -27,8 +27,12 @@ ARGS[x1_unet_mixed_10k]="--config flowers17"
 # The same recipe on today's 11-layer unet11 (x1 and the eight runs used the architecture before
 # the consolidation issue; their checkpoints do not load into today's code)
 ARGS[x2_unet11_mixed_10k]="--config flowers17"
-declare -A AFTER=([x1_unet_mixed_10k]="--train.steps 10000 --train.precision bf16 --data.workers 2"
-                  [x2_unet11_mixed_10k]="--train.steps 10000 --train.precision bf16 --data.workers 2")
+# x2's recipe with layer 11 gated (today's unet11), and the same with colour hints as input
+ARGS[x4_unet11_gated_10k]="--config flowers17"
+ARGS[x5_unet11_hints_10k]="--config flowers17 --model.hints true"
+LONG="--train.steps 10000 --train.precision bf16 --data.workers 2"
+declare -A AFTER=([x1_unet_mixed_10k]="$LONG" [x2_unet11_mixed_10k]="$LONG"
+                  [x4_unet11_gated_10k]="$LONG" [x5_unet11_hints_10k]="$LONG")
 ORDER="r1_study_halfplane r2_study_recipe r3_study_partial r4_unet_impa r5_unet_mixed r6a_huber r6b_out0 r6c_out1000"
 # (a) the impa masks, seen in training: every test image with each of the 10 masks;
 # (b) two families no run saw in training: one mask per test image, drawn from (seed 0, index)

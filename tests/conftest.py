@@ -48,7 +48,10 @@ def hand_made_checkpoint(path, *argv, step=3, ab_bias=(0.5, -0.3), seed=0):
     g = build_generator(cfg.model)
     if ab_bias is not None:
         with torch.no_grad():
-            output_layer(g).bias.copy_(torch.tensor(ab_bias))
+            bias = output_layer(g).bias
+            bias[:2] = torch.tensor(ab_bias)
+            if len(bias) == 3:   # unet11's gate (networks.py): open, so ab = tanh(ab_bias)
+                bias[2] = 20.0
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"format": "gan_colorize/1", "g_ema": g.state_dict(), "config": cfg.to_dict(),
                 "step": step}, path)

@@ -225,7 +225,7 @@ EXPECTED_CONVS = {
                (C, 512, 512, 4, 2, False, 2),                                      # 6
                (C, 512, 512, 3, 1, False, 4), (C, 1024, 256, 3, 1, False, 8),      # 7, 8 (concat)
                (C, 512, 128, 3, 1, False, 16), (C, 256, 64, 3, 1, False, 32),      # 9, 10
-               (C, 128 + 32, 2, 3, 1, True, 64)],                                  # 11: up | s
+               (C, 128 + 32, 3, 3, 1, True, 64)],                                  # 11: up | s, gated
 }
 
 
@@ -410,3 +410,19 @@ def test_seed_init_is_the_studys():
     for m in Generator("unet11", 1.0).modules():   # unet11 keeps the pix2pix init
         if isinstance(m, nn.Conv2d):
             assert _std_ok(m.weight, 0.02, 5 / math.sqrt(2 * m.weight.numel()))
+
+
+def test_unet11_layer11_gate_switches_colour_off():
+    """unet11's layer 11 is gated: ab = tanh(colour) * sigmoid(gate). A closed gate gives no
+    colour whatever the colour channels say; an open one gives tanh(colour) exactly."""
+    torch.manual_seed(0)
+    G = Generator("unet11", 0.25).eval()
+    gray, mask, _ = inputs(2, 32)
+    with torch.no_grad():
+        G.out.conv.bias[2] = -40.0
+        assert G(gray, mask).abs().max() < 1e-12
+        G.out.conv.bias[2] = 40.0
+        G.out.conv.bias[:2] = torch.tensor([0.7, -0.4])
+        G.out.conv.weight[:2] = 0
+        ab = G(gray, mask)
+    torch.testing.assert_close(ab, torch.tensor([0.7, -0.4]).tanh().view(1, 2, 1, 1).expand_as(ab))

@@ -2,15 +2,16 @@
 # Reproduce RESULTS.md: train the eight Flowers17 runs, then evaluate each on the test split.
 #   bash results/reproduce.sh train [RUN...]     # all runs, or the named ones; resumable
 #   bash results/reproduce.sh eval  [RUN...]
-# Runs write to $OUT (default runs/flowers17_64). Every run: 64 px, width 0.5, 2000 steps, fp32
-# (the runs in RESULTS.md used precision auto, which resolved to fp32 on their CPU; pinned here).
+# Runs write to $OUT (default runs/flowers17_64). Every run: 64 px, width 0.5, 2000 steps, bf16
+# autocast (what precision auto resolves to on CUDA and on CPUs with AVX-512 bf16 or AMX; pinned
+# here so that every machine trains the same recipe).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/flowers17_64}
 ROOT=${ROOT:-../shared/datasets/flowers17}
 COMMON="--data.root $ROOT --data.size 64 --model.width 0.5 --train.steps 2000 --data.workers 1
         --train.out_dir $OUT --resume auto --train.sample_every 500 --train.ckpt_every 1000
-        --train.latest_every 100 --train.precision fp32"
+        --train.latest_every 100 --train.precision bf16"
 
 declare -A ARGS=(
   [r1_study_halfplane]="--config seed --masks.train impa=0"
@@ -39,6 +40,9 @@ ORDER="r1_study_halfplane r2_study_recipe r3_study_partial r4_unet_impa r5_unet_
 declare -A EVALS=([impa]="--eval.masks impa:1 --masks.pairing all"
                   [heldout]="--eval.masks superpixels:1,blobs:1 --masks.pairing random")
 
+# a hint model is scored at each of these hint counts, on the same samples and masks
+declare -A EVAL_HINTS=([x5_unet11_hints_10k]="--eval.hints 0,1,2,5,10,20")
+
 mode=${1:?usage: reproduce.sh train|eval [RUN...]}; shift
 runs=${*:-$ORDER}
 for run in $runs; do
@@ -48,7 +52,7 @@ for run in $runs; do
   else
     for ev in impa heldout; do
       python evaluate.py --checkpoint "$OUT/$run/checkpoints/latest.pt" --eval.split test \
-        ${EVALS[$ev]} --out "results/flowers17_64/$run/$ev"
+        ${EVALS[$ev]} ${EVAL_HINTS[$run]:-} --out "results/flowers17_64/$run/$ev"
     done
   fi
 done

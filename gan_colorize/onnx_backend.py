@@ -55,7 +55,7 @@ class OnnxModelError(UserError):
     """An ONNX file that cannot be used: missing, unreadable, damaged, or not one of ours."""
 
 
-def _require(module, what):
+def require(module, what):
     """import `module` for `what`, or a one-line UserError saying how to install it."""
     import importlib
     try:
@@ -77,7 +77,7 @@ def export_generator_onnx(generator, config, dst, step=None, opset=OPSET):
     import warnings
 
     import torch
-    onnx = _require("onnx", "ONNX export")
+    onnx = require("onnx", "ONNX export")
     from .atomic import write_atomic
     from .networks import FrozenUpJoinConv, UpJoinConv
 
@@ -115,7 +115,7 @@ def export_generator_onnx(generator, config, dst, step=None, opset=OPSET):
 def export_onnx(src, dst, opset=OPSET):
     """G_ema of checkpoint `src` (a training checkpoint or an `export`ed one) -> ONNX file `dst`.
     Unusable checkpoint -> CheckpointError; nothing is written then. -> size in bytes."""
-    _require("onnx", "ONNX export")   # before the checkpoint is read: the cheaper refusal first
+    require("onnx", "ONNX export")   # before the checkpoint is read: the cheaper refusal first
     from .checkpoint import CheckpointError, load_generator
     g, cfg, state = load_generator(src, "cpu")
     try:
@@ -147,7 +147,7 @@ class OnnxGenerator:
     -> OnnxModelError (one line)."""
 
     def __init__(self, path, threads=0):
-        ort = _require("onnxruntime", "the onnx backend")
+        ort = require("onnxruntime", "the onnx backend")
         self.path = str(path)
         self._check_file()
         opts = ort.SessionOptions()

@@ -22,8 +22,8 @@ the TorchScript one is deprecated but present in every torch this package allows
 Opset 17: onnxruntime has had it since 1.13 and nothing in these graphs needs a newer one.
 What the graph is made of:
   * GroupNorm (unet11) is written as Reshape -> InstanceNormalization -> Reshape -> Mul -> Add,
-    at opset 17 and at 18-20 alike, never as GroupNormalization (opset 18, whose scale and bias
-    changed meaning in opset 21, and which runtimes implement unevenly);
+    at opset 17 and at 18-20 alike, never as GroupNormalization (new in opset 18, its scale and
+    bias redefined in opset 21); InstanceNormalization is as old as ONNX, in every runtime;
   * unet11's layer 11 (networks.UpJoinConv) builds its phase kernel from the conv's weights with
     an einsum, which the exporter's constant folding does not fold: left alone, the graph would
     hold an Einsum redone at every call. The export computes that kernel once
@@ -190,6 +190,9 @@ class OnnxGenerator:
                 f"{', '.join(inputs) or 'none'}; outputs: {', '.join(outputs) or 'none'}); export one "
                 "with python -m gan_colorize.checkpoint export-onnx")
         meta = self.session.get_modelmeta().custom_metadata_map
+        if meta.get("gan_colorize.format", FORMAT) != FORMAT:
+            raise OnnxModelError(f"{self.path} is in format {meta['gan_colorize.format']}, this "
+                                 f"version reads {FORMAT}: export it again with this version")
         if "gan_colorize.config" not in meta:
             raise OnnxModelError(f"{self.path} has the inputs of a gan_colorize model but no "
                                  "gan_colorize.config metadata; export it with python -m "
@@ -208,15 +211,14 @@ class OnnxGenerator:
 
     def __call__(self, gray, mask, hint_ab=None, hint_mask=None):
         import numpy as np
-        arrays = {"gray": gray, "mask": mask, "hint_ab": hint_ab, "hint_mask": hint_mask}
         if not self.hints and (hint_ab is not None or hint_mask is not None):
             raise ValueError("this model was exported without hint inputs (model.hints off)")
-        feed = {k: np.ascontiguousarray(arrays[k], dtype=np.float32) for k in INPUTS}
-        n, _, h, w = feed["gray"].shape if feed["gray"].ndim == 4 else (0, 0, 0, 0)
-        if self.hints:
-            for k in HINT_INPUTS:   # no hints given: zeros, i.e. none
-                feed[k] = (np.zeros((n, CHANNELS[k], h, w), np.float32) if arrays[k] is None
-                           else np.ascontiguousarray(arrays[k], dtype=np.float32))
+        gray = np.ascontiguousarray(gray, dtype=np.float32)
+        n, _, h, w = gray.shape if gray.ndim == 4 else (0, 0, 0, 0)
+        given = {"gray": gray, "mask": mask, "hint_ab": hint_ab, "hint_mask": hint_mask}
+        # hints not given: zeros, i.e. none
+        feed = {k: np.zeros((n, CHANNELS[k], h, w), np.float32) if k in HINT_INPUTS and given[k] is None
+                else np.ascontiguousarray(given[k], dtype=np.float32) for k in self.names}
         for k, a in feed.items():
             if a.shape != (n, CHANNELS[k], h, w):
                 raise ValueError(f"{k}: expected shape (N,{CHANNELS[k]},H,W) with gray's N, H, W, "

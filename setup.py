@@ -2,6 +2,8 @@ from pathlib import Path
 
 from setuptools import find_packages, setup
 
+ONNX = ["onnx>=1.12", "onnxruntime>=1.13"]   # the first releases with opset 17 (onnx_backend.OPSET)
+
 setup(
     name="gan_colorize",
     version="0.1.0",
@@ -23,7 +25,8 @@ setup(
         "tqdm>=4.60",
         "pillow>=10",
     ],
-    extras_require={"test": ["pytest>=7", "hypothesis>=6", "pytest-timeout>=2.1"]},
+    # onnx: export-onnx and `gan-colorize --backend onnx`; the tests run those too
+    extras_require={"onnx": ONNX, "test": ["pytest>=7", "hypothesis>=6", "pytest-timeout>=2.1", *ONNX]},
     entry_points={
         "console_scripts": [
             "gan-colorize=gan_colorize.colorize:main",

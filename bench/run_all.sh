@@ -15,7 +15,7 @@ if [[ $DEV == cuda ]]; then
   SIZE=256; BATCH=64
 else
   python bench/train_step.py --archs unet11,seed --sizes 64,128,256 --precision fp32,bf16 --json "$OUT/train_step.json"
-  python bench/inference.py --size 256 --json "$OUT/inference.json"
+  python bench/inference.py --size 256 --backend torch,onnx --json "$OUT/inference.json"
   SIZE=64; BATCH=16
 fi
 # cache build (first run) and reuse, loader alone, Lab on the device, the straightforward pipeline

@@ -1,5 +1,8 @@
 """Checkpoints: plain state dicts, written atomically, read back with weights_only=True.
 
+    python -m gan_colorize.checkpoint export CHECKPOINT OUT.pt          # G_ema + config, fp16
+    python -m gan_colorize.checkpoint export-onnx CHECKPOINT OUT.onnx   # onnx_backend.py
+
 A checkpoint is a dict of tensors, numbers, strings, lists and dicts, never a pickled module,
 so loading one cannot run code. It holds all that an exact resume needs: G, D, G_ema, both
 optimizers, the scheduler and grad scaler, the step, the sampler position, the resolved config
@@ -219,9 +222,17 @@ def main(argv=None):
     ex.add_argument("src")
     ex.add_argument("dst")
     ex.add_argument("--fp32", action="store_true", help="keep float32 weights")
+    ox = sub.add_parser("export-onnx", help="G_ema as an ONNX file (float32, config in its "
+                        "metadata) for onnxruntime and other runtimes; needs the [onnx] extra")
+    ox.add_argument("src", help="a training checkpoint or an exported one")
+    ox.add_argument("dst", help="the .onnx file to write")
     args = p.parse_args(argv)
     try:
-        export_generator(args.src, args.dst, half=not args.fp32)
+        if args.cmd == "export-onnx":
+            from .onnx_backend import export_onnx
+            export_onnx(args.src, args.dst)
+        else:
+            export_generator(args.src, args.dst, half=not args.fp32)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -3,9 +3,16 @@
     from gan_colorize import Colorizer
     c = Colorizer.from_checkpoint("runs/RUN/checkpoints/latest.pt")
     rgb = c.colorize(image, mask)                    # uint8 (H,W,3) at the input's resolution
+    c = Colorizer.from_onnx("model.onnx")            # the same, the network run by onnxruntime
 
     python -m gan_colorize.colorize --checkpoint C --mask SPEC --out DIR [INPUT ...]
     gan-colorize ...                                 # the same, as a console script
+    gan-colorize --backend onnx --checkpoint model.onnx ...
+
+Backends (colorize.backend): only the network's forward differs; everything below is shared.
+`torch` runs a checkpoint's G_ema with PyTorch (device, precision); `onnx` runs a file from
+`python -m gan_colorize.checkpoint export-onnx` with onnxruntime on the CPU in fp32
+(onnx_backend.py; the [onnx] extra).
 
 Pipeline, per image (H,W): L of the input is computed at full resolution and kept; the network
 runs at a working size (shorter side resized to `size`, default the checkpoint's data.size, the
@@ -184,7 +191,10 @@ class Colorizer:
     """A generator plus the pre/post-processing around it (see the module docstring).
 
     Colorizer(generator, size=256, device='cpu', precision='auto'): generator maps
-    (gray (N,1,H,W) in [-1,1], mask (N,1,H,W) {0,1}) -> ab (N,2,H,W) in [-1,1].
+    (gray (N,1,H,W) in [-1,1], mask (N,1,H,W) {0,1}[, hint_ab, hint_mask]) -> ab (N,2,H,W) in
+    [-1,1]. It is the only part that differs between backends: a torch module (networks.Generator,
+    moved to `device`, eval mode) or any callable that takes those tensors and returns a tensor
+    or an array (onnx_backend.OnnxGenerator, see from_onnx).
     """
 
     def __init__(self, generator, size=256, device="cpu", precision="auto", config=None):
@@ -196,7 +206,9 @@ class Colorizer:
         if int(size) < 32:
             raise ValueError(f"size must be >= 32, got {size}")
         self.size = int(size)
-        self.g = generator.to(self.device).eval().requires_grad_(False)
+        if isinstance(generator, torch.nn.Module):
+            generator = generator.to(self.device).eval().requires_grad_(False)
+        self.g = generator
         self.config = config
 
     @classmethod
@@ -214,6 +226,18 @@ class Colorizer:
         dev = resolve_device(device)
         g, cfg, _ = load_generator(path, dev)
         return cls(g, size=size or cfg.data.size, device=dev, precision=precision, config=cfg)
+
+    @classmethod
+    def from_onnx(cls, path, size=None, threads=0):
+        """A file written by `python -m gan_colorize.checkpoint export-onnx`, run by onnxruntime
+        on the CPU in float32 (needs the [onnx] extra). The pre- and post-processing are this
+        class's, the same as for a checkpoint. size: as from_checkpoint (default the config's
+        data.size, from the file's metadata); threads: onnxruntime's, 0 = its default.
+        A file that is not one of ours -> OnnxModelError (a UserError, one line)."""
+        from .onnx_backend import OnnxGenerator
+        g = OnnxGenerator(path, threads=threads)
+        return cls(g, size=size or g.config.data.size, device="cpu", precision="fp32",
+                   config=g.config)
 
     @property
     def takes_hints(self):
@@ -302,7 +326,7 @@ class Colorizer:
             h = F.pad(hints, pads)
             args += [h[:, :2], h[:, 2:]]
         with autocast(self.device, self.amp_dtype):
-            ab = self.g(*args)
+            ab = torch.as_tensor(self.g(*args), device=self.device)   # an array from onnxruntime
         return unpad(ab.float(), pads)
 
     def _finish(self, L, m_full, ab, composite):
@@ -512,8 +536,11 @@ def main(argv=None):
 
     from .imageio import read_image
     from .sheets import save_png
-    colorizer = Colorizer.from_checkpoint(args.checkpoint or None, device=args.device,
-                                          size=args.size or None, precision=args.precision)
+    if args.backend == "onnx":
+        colorizer = Colorizer.from_onnx(args.checkpoint, size=args.size or None)
+    else:
+        colorizer = Colorizer.from_checkpoint(args.checkpoint or None, device=args.device,
+                                              size=args.size or None, precision=args.precision)
     if hint_files is not None and not colorizer.takes_hints:
         raise UserError("--hints: this checkpoint was trained without colour hints (model.hints "
                         "off); drop --hints or use a checkpoint trained with them")

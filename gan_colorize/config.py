@@ -118,6 +118,7 @@ class EvalConfig:
 @dataclass
 class ColorizeConfig:
     checkpoint: str = opt("", "checkpoint to colorize with; empty: the shipped default")
+    backend: str = opt("torch", "torch: --checkpoint is a .pt run by PyTorch | onnx: an .onnx file from `python -m gan_colorize.checkpoint export-onnx`, run by onnxruntime on the CPU in fp32 (pip install -e '.[onnx]')")
     mask: str = opt("", "a mask file (every input), a folder of masks (by file stem) or a family spec")
     hints: str = opt("", "colour hints: an RGBA PNG (every input) or a folder of them (STEM.png or STEM_hints.png); opaque pixels give their colour")
     out: str = opt("", "output folder")
@@ -159,6 +160,7 @@ CHOICES = {
     "train.channels_last": ("auto", "on", "off"),
     "eval.split": ("train", "val", "test"),
     "eval.precision": ("auto", "fp32", "bf16"),
+    "colorize.backend": ("torch", "onnx"),
     "colorize.composite": ("none", "hard"),
     "colorize.precision": ("auto", "fp32", "bf16"),
 }
@@ -185,7 +187,7 @@ EVALUATE = Tool("evaluate.py", {"--checkpoint": "eval.checkpoint", "--out": "eva
                                 "--device": "eval.device", "--precision": "eval.precision"},
                 sections=("eval", "data", "masks"))
 COLORIZE = Tool("gan-colorize", {f"--{k.replace('_', '-')}": f"colorize.{k}" for k in
-                                 ("checkpoint", "mask", "hints", "out", "composite", "size", "batch_size",
+                                 ("checkpoint", "backend", "mask", "hints", "out", "composite", "size", "batch_size",
                                   "device", "precision", "seed")},
                 flags={"--sheet": "colorize.sheet"}, positional="INPUT", sections=("colorize",))
 ALIASES = TRAIN.aliases   # the training shorthands (bench and tests build training configs)
@@ -470,6 +472,16 @@ def _validate_tools(cfg, need):
     need("colorize.size", c.size == 0 or 32 <= c.size <= 8192, "must be 0 or in [32, 8192]")
     need("colorize.batch_size", c.batch_size >= 1, "must be >= 1")
     need("colorize.seed", c.seed >= 0, "must be >= 0")
+    onnx = c.backend == "onnx"
+    need("colorize.checkpoint", not onnx or c.checkpoint,
+         "must name an .onnx file with --backend onnx (make one with python -m "
+         "gan_colorize.checkpoint export-onnx CHECKPOINT OUT.onnx)")
+    need("colorize.checkpoint", onnx or not c.checkpoint.lower().endswith(".onnx"),
+         "is an ONNX file: run it with --backend onnx")
+    need("colorize.device", not onnx or c.device in ("auto", "cpu"),
+         "is not available with --backend onnx, which runs on the CPU: use cpu or auto")
+    need("colorize.precision", not onnx or c.precision in ("auto", "fp32"),
+         "is not available with --backend onnx, which runs in fp32: use fp32 or auto")
 
 
 def save_config(cfg, path):

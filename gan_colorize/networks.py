@@ -194,19 +194,42 @@ class UpJoinConv(nn.Module):
         self.register_buffer("taps", taps, persistent=False)
 
     def forward(self, h, s):
+        return self.join(h, s, self.phase_kernel())
+
+    def phase_kernel(self):
+        """-> (4 * cout, ch, 3, 3): the four phases' 3x3 kernels over h, from the conv's weights.
+        Output channel c of phase (a, b) is channel 4c + 2a + b, pixel_shuffle's order."""
         w, t = self.conv.weight, self.taps.to(self.conv.weight.dtype)
-        w_h, w_s = w[:, :self.ch], w[:, self.ch:]
-        # (cout, a, b, ch, 3, 3): output channel c of phase (a, b) is channel 4c + 2a + b,
-        # pixel_shuffle's order. In the weights' dtype: autocast then casts k once, in the conv,
-        # as it would the plain conv's weight.
+        # In the weights' dtype: autocast then casts k once, in the conv, as it would the plain
+        # conv's weight.
         with torch.autocast(w.device.type, enabled=False):
-            k = torch.einsum("ayk,bxl,oikl->oabiyx", t, t, w_h).reshape(-1, self.ch, 3, 3)
+            return torch.einsum("ayk,bxl,oikl->oabiyx", t, t, w[:, :self.ch]).reshape(-1, self.ch, 3, 3)
+
+    def join(self, h, s, k):
+        """The layer with phase kernel k (phase_kernel()): h (N,ch,H/2,W/2), s (N,cs,H,W) ->
+        (N,cout,H,W)."""
         up = F.pixel_shuffle(F.conv2d(h, k, padding=1), 2)
-        return up + F.conv2d(s, w_s, self.conv.bias, padding=1)
+        return up + F.conv2d(s, self.conv.weight[:, self.ch:], self.conv.bias, padding=1)
 
     def reference(self, h, s):
         """The plain form: nearest x2, concatenate, conv."""
         return self.conv(torch.cat([F.interpolate(h, scale_factor=2, mode="nearest"), s], 1))
+
+
+class FrozenUpJoinConv(nn.Module):
+    """An UpJoinConv for inference whose phase kernel is computed once, when this is built: a
+    snapshot, blind to later changes of the layer's weights. For ONNX export (onnx_backend.py):
+    the graph then holds the kernel as a constant instead of an einsum over the weights that a
+    runtime would redo at every call. Same numbers as the layer."""
+
+    def __init__(self, layer):
+        super().__init__()
+        self.layer = layer
+        with torch.no_grad():
+            self.register_buffer("k", layer.phase_kernel().clone())
+
+    def forward(self, h, s):
+        return self.layer.join(h, s, self.k)
 
 
 def init_weights(module):

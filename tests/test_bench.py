@@ -96,6 +96,22 @@ def test_inference_json(tmp_path):
         assert r["images_per_s"] > 0 and r["hires_ms_median"] > 0 and r["batch"] == 2 and r["hires"] == 64
 
 
+def test_inference_json_torch_and_onnx_side_by_side(tmp_path):
+    pytest.importorskip("onnxruntime")
+    out = tmp_path / "inf.json"
+    inference.main(["--size", "32", "--hires", "64", "--batch", "2", "--steps", "1", "--hires-steps", "1",
+                    "--warmup", "0", "--backend", "torch,onnx", "--isolate", "off", "--json", str(out),
+                    *TINY_MODEL])
+    d = _load(out)
+    assert [(r["backend"], r["precision"]) for r in d["results"]] == [
+        ("torch", "fp32"), ("torch", "bf16"), ("onnx", "fp32")]
+    for r in d["results"]:
+        assert r["images_per_s"] > 0 and r["hires_ms_median"] > 0 and r["peak_above_base_bytes"] is not None
+    (ratio,) = d["ratios"]
+    assert ratio["arch"] == "unet11" and ratio["images_per_s"]["ratio"] > 0
+    assert isinstance(ratio["hires_ms_median"]["met"], bool)
+
+
 def test_pipeline_json_cache_is_built_once_then_reused(tmp_path):
     out = tmp_path / "pipe.json"
     pipeline.main(["--data", "samples", "--size", "32", "--batch", "2", "--workers", "0", "--batches", "2",

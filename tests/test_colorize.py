@@ -278,7 +278,7 @@ def test_unreadable_mask_in_a_folder_is_reported_as_the_mask(ckpt, tmp_path, cap
 
 
 def test_shipped_default_checkpoint_colours_inside_and_stays_gray_outside():
-    """The shipped default checkpoint (RESULTS.md's x1_unet_mixed_10k) on a photo it never saw, under a half-plane mask:
+    """The shipped default checkpoint (RESULTS.md's x5_unet11_hints_10k) on a photo it never saw, under a half-plane mask:
     clearly coloured inside, near gray outside, without --composite hard."""
     if not colorize.DEFAULT_CHECKPOINT.is_file():
         pytest.skip(f"no {colorize.DEFAULT_CHECKPOINT} in this checkout")
@@ -291,6 +291,26 @@ def test_shipped_default_checkpoint_colours_inside_and_stays_gray_outside():
     chroma = lab[1:].pow(2).sum(0).sqrt()
     inside, outside = chroma[mask == 1].mean().item(), chroma[mask == 0].mean().item()
     assert inside > 5 and outside < 1.5, (inside, outside)
+
+
+def test_shipped_default_checkpoint_follows_a_hint_inside_the_mask_only():
+    """The shipped checkpoint takes colour hints: a few blue hints in the coloured half turn the
+    colour there towards blue (b* falls), and the gray half stays gray."""
+    if not colorize.DEFAULT_CHECKPOINT.is_file():
+        pytest.skip(f"no {colorize.DEFAULT_CHECKPOINT} in this checkout")
+    c = Colorizer.from_checkpoint(device="cpu")
+    assert c.takes_hints
+    rgb = skimage.data.coffee()                          # 400 x 600
+    mask = np.zeros(rgb.shape[:2], np.float32)
+    mask[:, : rgb.shape[1] // 2] = 1
+    hints = [(x, y, (40, 60, 230), 12) for x in (80, 160, 240) for y in (100, 200, 300)]
+    plain, hinted = (rgb_to_lab(torch.from_numpy(c.colorize(rgb, mask, hints=h)).permute(2, 0, 1)[None]
+                                .float() / 255)[0] for h in (None, hints))
+    near = np.zeros(mask.shape, bool)
+    near[60:340, 40:280] = True
+    assert hinted[2][near].mean() < plain[2][near].mean() - 5, (plain[2][near].mean(), hinted[2][near].mean())
+    outside = hinted[1:].pow(2).sum(0).sqrt()[mask == 0].mean().item()
+    assert outside < 1.5, outside
 
 
 # ---------------------------------------------------------------------------------------------

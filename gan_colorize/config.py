@@ -36,6 +36,7 @@ def opt(default, help):
 class DataConfig:
     name: str = opt("samples", "dataset: samples (embedded photos) | flowers17 | flowers102 | folder")
     root: str = opt("", "dataset folder; unused by samples")
+    flowers102_split: str = opt("official", "flowers102: official (train 1020 / val 1020 / test 6149) | train+test (train on the official train + test ids, 7169; val and test are the official val, 1020); both leave out of train the images that repeat Flowers17 ones")
     size: int = opt(64, "training crop side in px, a multiple of 32")
     cache_dir: str = opt("~/.cache/gan_colorize", "where the decoded uint8 image cache is kept")
     workers: int = opt(2, "DataLoader worker processes per training process")
@@ -147,6 +148,7 @@ class Config:
 
 CHOICES = {
     "data.name": ("samples", "flowers17", "flowers102", "folder"),
+    "data.flowers102_split": ("official", "train+test"),
     "masks.pairing": ("random", "all"),
     "model.generator": ("unet11", "seed"),
     "model.discriminator": ("patch", "seed"),

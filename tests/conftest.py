@@ -12,7 +12,9 @@ import dcfg`); the fixtures are found by pytest.
 """
 import dataclasses
 import io
+import os
 import warnings
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -23,6 +25,12 @@ from PIL import Image
 from gan_colorize.cache import ImageCache
 from gan_colorize.config import DataConfig, load_config
 from gan_colorize.networks import build_generator
+
+# The real data sets (read each one's README), where a machine has them: ../shared/datasets beside
+# the clone (CI), or $GAN_COLORIZE_SHARED/datasets (e.g. a git worktree elsewhere). Tests that use
+# them skip without them.
+SHARED = Path(os.environ.get("GAN_COLORIZE_SHARED")
+              or Path(__file__).resolve().parents[1].parent / "shared") / "datasets"
 
 TINY = ["--config", "quickstart", "--model.width", "0.25", "--data.size", "32",
         "--train.batch_size", "2", "--data.workers", "0", "--train.precision", "fp32",
@@ -150,3 +158,4 @@ def f17_with_segs(tmp_path):
 def sample_cache(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("samples")
     return ImageCache(dcfg("", tmp, name="samples", size=64), "train", progress=False)
+

@@ -34,7 +34,7 @@ def opt(default, help):
 
 @dataclass
 class DataConfig:
-    name: str = opt("samples", "dataset: samples (embedded photos) | flowers17 | flowers102 | folder")
+    name: str = opt("samples", "dataset: samples (embedded photos) | flowers17 | flowers102 | folder | bsds500")
     root: str = opt("", "dataset folder; unused by samples")
     flowers102_split: str = opt("official", "flowers102: official (train 1020 / val 1020 / test 6149) | train+test (train on the official train + test ids, 7169; val and test are the official val, 1020); both leave out of train the images that repeat Flowers17 ones")
     size: int = opt(64, "training crop side in px, a multiple of 32")
@@ -147,7 +147,7 @@ class Config:
 
 
 CHOICES = {
-    "data.name": ("samples", "flowers17", "flowers102", "folder"),
+    "data.name": ("samples", "flowers17", "flowers102", "folder", "bsds500"),
     "data.flowers102_split": ("official", "train+test"),
     "masks.pairing": ("random", "all"),
     "model.generator": ("unet11", "seed"),

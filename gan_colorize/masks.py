@@ -6,8 +6,9 @@ Every family is a function
     fn(h, w, rng, *, image=None, segmentation=None, arg=None) -> float32 (h, w) of {0, 1}
 
 `rng` is a np.random.Generator and is the only source of randomness, so a draw is reproducible
-from it; `image` is the uint8 (h, w, 3) crop (superpixels), `segmentation` a uint8 (h, w) map,
-foreground > 0 (segmentation); `arg` is the optional string from the spec.
+from it; `image` is the uint8 (h, w, 3) crop (superpixels), `segmentation` (segmentation) a uint8
+(h, w) foreground map (> 0) or uint8 (h, w, A) label maps of A human annotations (BSDS500);
+`arg` is the optional string from the spec.
 
 Families and their coverage (fraction of ones), as in COVERAGE:
 
@@ -20,7 +21,8 @@ Families and their coverage (fraction of ones), as in COVERAGE:
     brush         [0.10, 0.60]  free-form strokes: random walks of varying thickness
     blobs         [0.20, 0.80]  thresholded smooth noise; the threshold hits a random coverage
     superpixels   [0.20, 0.80]  random union of SLIC superpixels of `image`
-    segmentation  data          the foreground of `segmentation` (arg: foreground|background|random)
+    segmentation  data          the foreground of `segmentation`, or with label maps an object
+                  [0.05, 0.70]  mask: 1-3 segments of one annotation (arg: foreground|background|random)
     full          1             all ones
     empty         0             all zeros
     file          data          a PNG/JPEG mask file, or one drawn from a folder of them
@@ -323,18 +325,64 @@ def superpixels(h, w, rng, *, image=None, **_):
 
 
 SEGMENTATION_ARGS = ("foreground", "background", "random")
+OBJECT_COVERAGE = (0.05, 0.70)   # an object mask from label maps covers this share of the crop
+OBJECT_SEGMENTS = (1, 3)         # ... and is the union of this many segments of one annotation
+
+
+def _pick_segments(area, n, lo, hi, rng):
+    """Indices of n distinct segments whose areas (fractions) sum into [lo, hi], drawn one at a
+    time uniformly among those that keep the sum reachable; None when the draw gets stuck."""
+    chosen, cov = [], 0.0
+    free = area > 0
+    for left in range(n, 0, -1):
+        # the most that the other left - 1 picks could add (optimistic: may count j itself)
+        reach = np.sort(np.where(free, area, 0.0))[::-1][:left - 1].sum()
+        ok = free & (cov + area <= hi) & (cov + area + reach >= lo)
+        if not ok.any():
+            return None
+        j = int(rng.choice(np.flatnonzero(ok)))
+        chosen.append(j)
+        cov += area[j]
+        free[j] = False
+    return chosen if lo <= cov <= hi else None
+
+
+def object_mask(labels, rng, coverage=OBJECT_COVERAGE, segments=OBJECT_SEGMENTS):
+    """Human label maps uint8 (h, w, A) -> a bool (h, w) object mask: one annotation, then the
+    union of n of its segments (n uniform in `segments`) covering a share in `coverage` of the
+    crop. Annotations are tried in an order drawn from rng, and for each the other counts n
+    after the drawn one, until a union fits. When none fits (a crop inside a single region):
+    the one segment, of any annotation, whose share is nearest the range."""
+    lo, hi = coverage
+    h, w, n_ann = labels.shape
+    n0 = int(rng.integers(segments[0], segments[1] + 1))
+    counts = [n0] + [n for n in range(segments[0], segments[1] + 1) if n != n0]
+    fallback, gap = None, math.inf
+    for a in rng.permutation(n_ann):
+        lab = labels[..., a]
+        area = np.bincount(lab.ravel(), minlength=256)[1:] / lab.size   # segment k + 1 at area[k]
+        for n in counts:
+            chosen = _pick_segments(area, n, lo, hi, rng)
+            if chosen is not None:
+                return np.isin(lab, np.asarray(chosen) + 1)
+        k = int(np.argmin(np.maximum(lo - area, area - hi) + (area == 0) * 2.0))
+        if area[k] > 0 and max(lo - area[k], area[k] - hi) < gap:
+            fallback, gap = lab == k + 1, max(lo - area[k], area[k] - hi)
+    return fallback if fallback is not None else np.zeros((h, w), bool)
 
 
 def segmentation(h, w, rng, *, image=None, segmentation=None, arg=None):
-    """Foreground (> 0) of the segmentation map; arg 'background' inverts, 'random' inverts
-    with p = 0.5. Default foreground: 'colour the object' is the natural control signal."""
+    """Foreground (> 0) of a segmentation map (h, w); from label maps (h, w, A) of human
+    annotations, an object mask (object_mask: 1-3 segments of one annotation, 5-70% of the
+    crop). arg 'background' inverts, 'random' inverts with p = 0.5. Default foreground: 'colour
+    the object' is the natural control signal."""
     if segmentation is None:
         raise UserError("mask family 'segmentation' needs a segmentation map; "
                         "this dataset has none")
     seg = np.asarray(segmentation)
-    if seg.shape[:2] != (h, w):
+    if seg.shape[:2] != (h, w) or seg.ndim > 3:
         raise ValueError(f"segmentation shape {seg.shape} does not match mask size {(h, w)}")
-    fg = seg.reshape(h, w) > 0
+    fg = object_mask(seg, rng) if seg.ndim == 3 else seg.reshape(h, w) > 0
     arg = arg or "foreground"
     if arg not in SEGMENTATION_ARGS:
         raise MaskSpecError(f"bad segmentation argument {arg!r} "

@@ -18,6 +18,11 @@ Sources (`data.name`) and their split rules:
   Flowers17 images, 563 of them; see dedup.py) are left out of train, whichever Flowers17 split
   (official or ours) they would leak into; val and test keep them. Segmentations from
   root/segmim/segmim_NNNNN.jpg where present.
+- `bsds500`    root is BSDS500's `data` folder (BSR/BSDS500/data): images/<split>/<id>.jpg with
+  the human segmentations groundTruth/<split>/<id>.mat (train / val / test as published: 200 /
+  100 / 200 images). An image without its .mat is listed without segmentation. The .mat files
+  are read by cache.py into label maps, one per annotator (seg_kind "bsds"), which the mask
+  family `segmentation` turns into object masks (see masks.py).
 - `folder`     every image under root (jpg/jpeg/png/bmp/tif/tiff/webp, any case, hidden files
   and folders skipped). u = int(sha1(relative posix path)[:15], 16) / 16**15 in [0,1):
   test if u < data.test_fraction, val if u < data.test_fraction + data.val_fraction, else train.
@@ -54,7 +59,7 @@ class Record:
     path: str
     key: str
     seg_path: str | None = None
-    seg_kind: str | None = None  # "trimap" (flowers17) | "segmim" (flowers102)
+    seg_kind: str | None = None  # "trimap" (flowers17) | "segmim" (flowers102) | "bsds" (bsds500)
 
 
 def _hash_unit(text):
@@ -163,6 +168,25 @@ def _flowers102(root, split, scheme):
     return out
 
 
+def _bsds500(root, split):
+    folder = os.path.join(root, "images", split)
+    if not os.path.isdir(folder):
+        have = sorted(d for d in SPLITS if os.path.isdir(os.path.join(root, "images", d)))
+        raise UserError(f"data.root {root} has no BSDS500 {split} images (expected "
+                        f"images/{split}/*.jpg and groundTruth/{split}/*.mat; "
+                        f"this copy has: {', '.join(have) or 'no images/ folder'})")
+    out = []
+    for f in sorted(os.listdir(folder)):
+        stem, ext = os.path.splitext(f)
+        if f.startswith(".") or ext.lower() != ".jpg":
+            continue
+        mat = os.path.join(root, "groundTruth", split, f"{stem}.mat")
+        has = os.path.isfile(mat)
+        out.append(Record(os.path.join(folder, f), f"images/{split}/{f}", mat if has else None,
+                          "bsds" if has else None))
+    return out
+
+
 def _folder(root, split, val_fraction, test_fraction):
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
@@ -205,6 +229,8 @@ def list_split(cfg_data, split):
         records = _flowers17(_root(cfg_data), split)
     elif name == "flowers102":
         records = _flowers102(_root(cfg_data), split, cfg_data.flowers102_split)
+    elif name == "bsds500":
+        records = _bsds500(_root(cfg_data), split)
     elif name == "folder":
         records = _folder(_root(cfg_data), split, cfg_data.val_fraction, cfg_data.test_fraction)
     else:

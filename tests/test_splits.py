@@ -201,3 +201,42 @@ def test_real_flowers102(tmp_path):
     train = {int(r.key[10:15]) for r in list_split(big, "train")}
     assert train == (setid["trnid"] | setid["tstid"]) - dups
 
+
+# ---------------------------------------------------------------------------------------------
+# bsds500
+
+def test_bsds500_listing(bsds_tree, tmp_path):
+    d = dcfg(bsds_tree, tmp_path, name="bsds500")
+    test = list_split(d, "test")
+    assert [r.key for r in test] == [f"images/test/{n}.jpg" for n in (100, 101, 102, 103)]
+    assert [r.seg_kind for r in test] == ["bsds", "bsds", "bsds", None]
+    assert test[0].seg_path.endswith("groundTruth/test/100.mat")
+    with pytest.raises(UserError, match=r"no BSDS500 train images .*this copy has: test"):
+        list_split(d, "train")
+
+
+SHARED_BSDS = SHARED / "bsds500"
+
+
+@pytest.mark.skipif(not SHARED_BSDS.is_dir(), reason="no ../shared/datasets/bsds500 here")
+def test_real_bsds500(tmp_path):
+    """The real copy: 200 test photos, each with 4-9 human annotations; object masks from them
+    cover 5-70% of the evaluation crop."""
+    from gan_colorize.cache import ImageCache
+    from gan_colorize.data import MaskedImageDataset
+    from gan_colorize.masks import MaskSampler
+    d = dcfg(SHARED_BSDS, tmp_path, name="bsds500", size=64)
+    test = list_split(d, "test")
+    assert len(test) == 200 and all(r.seg_kind == "bsds" for r in test)
+    listed = {line.split()[1] for line in (SHARED_BSDS / "MD5SUMS").read_text().splitlines()}
+    assert {r.key for r in test} | {f"groundTruth/test/{r.key[12:-4]}.mat" for r in test} <= listed
+    cache = ImageCache(d, "test", records=test[::20], progress=False)   # 10 photos: 1 s
+    assert len(cache) == 10 and cache.has_seg.all()
+    for i in range(10):
+        h, w = cache.shapes[i]
+        seg = cache.segmentation(i)
+        assert min(h, w) == 74 and seg.shape[:2] == (h, w) and 4 <= seg.shape[2] <= 9
+        assert (seg[..., 0] > 0).all()                   # every pixel is in some segment
+    ds = MaskedImageDataset(cache, MaskSampler("segmentation:1"), 64, train=False)
+    cov = [float(ds[i]["mask"].mean()) for i in range(10)]
+    assert all(0.05 <= c <= 0.70 for c in cov), cov

@@ -36,6 +36,7 @@ def opt(default, help):
 class DataConfig:
     name: str = opt("samples", "dataset: samples (embedded photos) | flowers17 | flowers102 | folder | bsds500")
     root: str = opt("", "dataset folder; unused by samples")
+    mix: str = opt("", "train on a weighted mixture instead: NAME=ROOT:WEIGHT,... e.g. flowers102=DIR:3,folder=DIR:1; each part keeps its own splits and cache, evaluate.py scores each on its own")
     flowers102_split: str = opt("official", "flowers102: official (train 1020 / val 1020 / test 6149) | train+test (train on the official train + test ids, 7169; val and test are the official val, 1020); both leave out of train the images that repeat Flowers17 ones")
     size: int = opt(64, "training crop side in px, a multiple of 32")
     cache_dir: str = opt("~/.cache/gan_colorize", "where the decoded uint8 image cache is kept")
@@ -427,6 +428,14 @@ def validate(cfg, check_paths=True, training=True):
         need("data.root", bool(d.root), f"must be set for data.name={d.name}")
         if check_paths:
             need("data.root", os.path.isdir(os.path.expanduser(d.root)), "does not exist or is not a folder")
+    if d.mix:
+        from .mixture import MixSpecError, check_roots, parse_mix
+        try:
+            parse_mix(d.mix)
+            if check_paths:
+                check_roots(d.mix)
+        except MixSpecError as err:
+            raise ConfigError(f"data.mix: {err}") from None
     if t.resume not in ("", "auto") and check_paths:
         need("train.resume", os.path.isfile(t.resume), "is not a file (use auto or a checkpoint path)")
 

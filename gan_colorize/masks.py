@@ -499,25 +499,27 @@ class MaskEntry(NamedTuple):
         return self.family if self.arg is None else f"{self.family}={self.arg}"
 
 
-def parse_spec(spec):
-    """'impa:1,brush=...:0.5' -> list[MaskEntry]. Checks grammar, family names, args and weights
-    (not the file system: MaskSampler does that). Any problem -> MaskSpecError (one line)."""
+def split_spec(spec, *, what, noun, known, example, error):
+    """The weighted-list grammar shared by mask specs and data mixtures (mixture.py):
+    'name[=arg][:weight],...' -> [(entry text, name, arg or None, weight)]. Checks the grammar,
+    that each name is in `known`, and the weights (finite, >= 0, not all 0); each problem is an
+    `error` (a UserError class) with one line that names the bad part, e.g. "unknown {noun}
+    'x' in 'x:1' (known: ...)". The arguments are left to the caller."""
     if not isinstance(spec, str):
-        raise MaskSpecError(f"mask spec must be a string, got {type(spec).__name__}")
+        raise error(f"{what} must be a string, got {type(spec).__name__}")
     if not spec.strip():
-        raise MaskSpecError("empty mask spec (e.g. 'impa:1,brush:1')")
-    entries = []
+        raise error(f"empty {what} (e.g. {example!r})")
+    out = []
     for n, raw in enumerate(spec.split(",")):
         part = raw.strip()
         if not part:
-            raise MaskSpecError(f"empty entry #{n + 1} in mask spec {spec!r}")
+            raise error(f"empty entry #{n + 1} in {what} {spec!r}")
         head, wtxt = part.rsplit(":", 1) if ":" in part else (part, None)
-        fam, arg = head.split("=", 1) if "=" in head else (head, None)
-        fam = fam.strip()
+        name, arg = head.split("=", 1) if "=" in head else (head, None)
+        name = name.strip()
         arg = arg.strip() if arg is not None else None
-        if fam not in FAMILIES:
-            raise MaskSpecError(f"unknown mask family {fam!r} in {part!r} "
-                                f"(known: {', '.join(FAMILIES)})")
+        if name not in known:
+            raise error(f"unknown {noun} {name!r} in {part!r} (known: {', '.join(known)})")
         weight = 1.0
         if wtxt is not None:
             try:
@@ -525,10 +527,22 @@ def parse_spec(spec):
             except ValueError:
                 weight = float("nan")
             if not math.isfinite(weight) or weight < 0:
-                raise MaskSpecError(f"bad weight {wtxt.strip()!r} in {part!r} "
-                                    "(want a finite number >= 0)")
+                raise error(f"bad weight {wtxt.strip()!r} in {part!r} (want a finite number >= 0)")
         if arg == "":
-            raise MaskSpecError(f"empty argument after '=' in {part!r}")
+            raise error(f"empty argument after '=' in {part!r}")
+        out.append((part, name, arg, weight))
+    if sum(w for *_, w in out) <= 0:
+        raise error(f"{what} {spec!r} has no positive weight")
+    return out
+
+
+def parse_spec(spec):
+    """'impa:1,brush=...:0.5' -> list[MaskEntry]. Checks grammar, family names, args and weights
+    (not the file system: MaskSampler does that). Any problem -> MaskSpecError (one line)."""
+    entries = []
+    for part, fam, arg, weight in split_spec(spec, what="mask spec", noun="mask family",
+                                             known=FAMILIES, example="impa:1,brush:1",
+                                             error=MaskSpecError):
         if fam == "impa":
             parse_impa_arg(arg)
         elif fam == "segmentation":
@@ -541,8 +555,6 @@ def parse_spec(spec):
         elif arg is not None:
             raise MaskSpecError(f"mask family {fam!r} takes no argument, got {part!r}")
         entries.append(MaskEntry(fam, arg, weight))
-    if sum(e.weight for e in entries) <= 0:
-        raise MaskSpecError(f"mask spec {spec!r} has no positive weight")
     return entries
 
 

@@ -424,7 +424,7 @@ def validate(cfg, check_paths=True, training=True):
     need("loss.huber_delta", l.huber_delta > 0, "must be > 0")
     for k in ("adv_weight", "l1_weight", "mask_weight_in", "mask_weight_out"):
         need(f"loss.{k}", math.isfinite(getattr(l, k)) and getattr(l, k) >= 0, "must be >= 0")
-    if d.name != "samples":
+    if d.name != "samples" and not d.mix:   # data.mix replaces data.name / data.root
         need("data.root", bool(d.root), f"must be set for data.name={d.name}")
         if check_paths:
             need("data.root", os.path.isdir(os.path.expanduser(d.root)), "does not exist or is not a folder")

@@ -45,6 +45,8 @@ def test_parse_mix_errors_are_one_line(spec, part):
 def test_config_validates_data_mix(photos, tmp_path):
     cfg = load_config(["--data.mix", f"samples:1,folder={photos}:3"])
     assert cfg.data.mix == f"samples:1,folder={photos}:3"
+    # the mixture replaces data.name / data.root: a preset's root need not exist then
+    load_config(["--data.name", "flowers17", "--data.root", str(tmp_path / "none"), "--data.mix", "samples"])
     for spec, msg in ((f"folder={tmp_path / 'none'}:1", "does not exist"), ("nope:1", "unknown dataset")):
         with pytest.raises(ConfigError, match=f"^data.mix: .*{msg}") as err:
             load_config(["--data.mix", spec])

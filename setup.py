@@ -13,7 +13,8 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["gan_colorize", "gan_colorize.*"]),
     # the default checkpoint of `gan-colorize` and Colorizer.from_checkpoint(), in wheels too
-    package_data={"gan_colorize": ["checkpoints/default.pt"]},
+    # and the list of Flowers102 images that repeat Flowers17 ones (kept out of training)
+    package_data={"gan_colorize": ["checkpoints/default.pt", "lists/*.txt"]},
     install_requires=[
         "torch>=2.3,<2.15",
         "torchvision>=0.18,<0.30",

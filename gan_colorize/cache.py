@@ -4,9 +4,12 @@ Layout, under <data.cache_dir>/<name>-<split>-<size>-<key16>/, where key16 is a 
 version, name, absolute root, split, working size, min_ab_range, and every listed file's
 relative path, byte size and mtime), so a changed dataset gets a fresh cache:
     images.u8   every kept image, uint8 RGB (h,w,3) C-order, back to back (np.memmap)
-    segs.u8     segmentation foregrounds, uint8 {0,1} (h,w), for the images that have one
-    index.json  per image: key, path, offset, shape [h,w], seg_offset (or null), ab_range;
-                plus the skipped files (with reasons), the low-colour files, counts, build time
+    segs.u8     segmentations, for the images that have one: a foreground, uint8 {0,1} (h,w)
+                (Flowers trimaps and segmim), or label maps, uint8 (h,w,A), one channel per
+                annotator, segments 1..K, 0 = none (BSDS500 groundTruth .mat)
+    index.json  per image: key, path, offset, shape [h,w], seg_offset (or null), seg_channels
+                (0: a foreground; A: A label maps), ab_range; plus the skipped files (with
+                reasons), the low-colour files, counts, build time
 Each image is resized (cv2.INTER_AREA down, INTER_CUBIC up) so its shorter side is
 round(1.15 * size), aspect kept. Unreadable files are skipped and images whose ab range is below
 data.min_ab_range (gray scans) left out, both with a warning. The folder is built in a temporary
@@ -41,8 +44,9 @@ DEFAULT_CACHE_DIR = DataConfig().cache_dir  # where an empty data.cache_dir puts
 # decoding
 
 def resize_short(img, short, interp=None):
-    """Resize (h,w[,c]) uint8 so that min(h,w) == short, keeping the aspect ratio.
-    Default interpolation: INTER_AREA when shrinking (no aliasing), INTER_CUBIC when enlarging."""
+    """Resize (h,w[,c]) uint8 so that min(h,w) == short, keeping the aspect ratio (and a
+    trailing channel axis, also of length 1). Default interpolation: INTER_AREA when shrinking
+    (no aliasing), INTER_CUBIC when enlarging."""
     import cv2
     h, w = img.shape[:2]
     if min(h, w) == short:
@@ -51,7 +55,8 @@ def resize_short(img, short, interp=None):
     nh, nw = (short, max(1, round(w * s))) if h <= w else (max(1, round(h * s)), short)
     if interp is None:
         interp = cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC
-    return cv2.resize(img, (nw, nh), interpolation=interp)
+    out = cv2.resize(img, (nw, nh), interpolation=interp)
+    return out.reshape(nh, nw, *img.shape[2:])
 
 
 def ab_range(rgb):
@@ -81,6 +86,47 @@ def _seg_foreground(seg_rgb, kind):
     return fg.astype(np.uint8)
 
 
+def read_bsds_labels(path):
+    """A BSDS500 groundTruth .mat -> uint8 (h, w, A): the Segmentation label map of each of its
+    A annotators (segments 1..K, as published; BSDS500 has K <= 173). A map with more than 255
+    segments keeps its 255 largest, the others become 0 (never chosen for a mask). Anything
+    unreadable -> BadImageError naming the file."""
+    from scipy.io import loadmat
+    try:
+        gt = loadmat(path)["groundTruth"]
+        maps = [np.asarray(gt.flat[k]["Segmentation"][0, 0]) for k in range(gt.size)]
+        if not maps or any(m.ndim != 2 or m.shape != maps[0].shape or m.size == 0 for m in maps):
+            raise ValueError(f"expected one 2-D Segmentation per annotator, got shapes "
+                             f"{[m.shape for m in maps]}")
+    except Exception as e:  # scipy and the indexing raise a zoo of types for bad files
+        raise BadImageError(f"cannot read segmentation {path}: "
+                            f"{' '.join(str(e).split()) or type(e).__name__}") from None
+    out = np.zeros(maps[0].shape + (len(maps),), np.uint8)
+    for k, m in enumerate(maps):
+        m = m.astype(np.int64)
+        if m.max() > 255:
+            counts = np.bincount(np.clip(m, 0, None).ravel())
+            counts[0] = 0
+            keep = np.argsort(-counts, kind="stable")[:255]
+            relabel = np.zeros(len(counts), np.int64)
+            relabel[keep] = np.arange(1, 256)
+            m = relabel[np.clip(m, 0, None)]
+        out[..., k] = np.clip(m, 0, 255)
+    return out
+
+
+def _read_segmentation(record, shape):
+    """The record's segmentation at the image's full size (h, w) -> uint8 (h, w) foreground or
+    (h, w, A) label maps; BadImageError when it cannot be read or does not fit the image."""
+    if record.seg_kind == "bsds":
+        seg = read_bsds_labels(record.seg_path)
+        if seg.shape[:2] != shape:
+            raise BadImageError(f"segmentation {record.seg_path} is {seg.shape[1]}x{seg.shape[0]}, "
+                                f"the image {shape[1]}x{shape[0]}")
+        return seg
+    return _seg_foreground(read_rgb(record.seg_path), record.seg_kind)
+
+
 def _decode(record, short, min_ab):
     """-> ("ok", rgb, seg|None, ab) | ("bad", reason) | ("low", ab). Runs in pool workers."""
     try:
@@ -95,8 +141,9 @@ def _decode(record, short, min_ab):
     if record.seg_path:
         import cv2
         try:
-            fg = _seg_foreground(read_rgb(record.seg_path), record.seg_kind)
-            seg = cv2.resize(fg, (small.shape[1], small.shape[0]), interpolation=cv2.INTER_NEAREST_EXACT)
+            full = _read_segmentation(record, rgb.shape[:2])
+            seg = cv2.resize(full, (small.shape[1], small.shape[0]), interpolation=cv2.INTER_NEAREST_EXACT)
+            seg = seg.reshape(small.shape[:2] + full.shape[2:])
         except BadImageError:
             seg = None  # a broken segmentation only loses the segmentation, not the image
     return ("ok", small, seg, ab)
@@ -202,11 +249,12 @@ class ImageCache:
                     _, rgb, seg, ab = res
                     entry = {"key": rec.key, "path": rec.path, "offset": offset,
                              "shape": [int(rgb.shape[0]), int(rgb.shape[1])], "seg_offset": None,
-                             "ab_range": round(ab, 3)}
+                             "seg_channels": 0, "ab_range": round(ab, 3)}
                     fi.write(rgb.tobytes())
                     offset += rgb.nbytes
                     if seg is not None:
                         entry["seg_offset"] = seg_offset
+                        entry["seg_channels"] = int(seg.shape[2]) if seg.ndim == 3 else 0
                         fs.write(np.ascontiguousarray(seg).tobytes())
                         seg_offset += seg.nbytes
                     images.append(entry)
@@ -286,6 +334,7 @@ class ImageCache:
         self.ab_ranges = [e["ab_range"] for e in imgs]
         self._offsets = [e["offset"] for e in imgs]
         self._seg_offsets = [e["seg_offset"] for e in imgs]
+        self._seg_channels = [e.get("seg_channels", 0) for e in imgs]
         self.has_seg = np.array([o is not None for o in self._seg_offsets], dtype=bool)
         self.skipped = [(s["path"], s["reason"]) for s in index["skipped"]]
         self.low_colour = [(s["path"], s["ab_range"]) for s in index["low_colour"]]
@@ -314,10 +363,12 @@ class ImageCache:
         return self._map("images")[o:o + h * w * 3].reshape(h, w, 3)
 
     def segmentation(self, i):
-        """uint8 (h,w) {0,1} foreground, or None when the image has no segmentation."""
+        """uint8 (h,w) {0,1} foreground, or uint8 (h,w,A) label maps of A annotators (BSDS500),
+        or None when the image has no segmentation."""
         o = self._seg_offsets[i]
         if o is None:
             return None
         h, w = self.shapes[i]
-        return self._map("segs")[o:o + h * w].reshape(h, w)
+        c = self._seg_channels[i]
+        return self._map("segs")[o:o + h * w * max(c, 1)].reshape((h, w, c) if c else (h, w))
 

@@ -34,8 +34,10 @@ def opt(default, help):
 
 @dataclass
 class DataConfig:
-    name: str = opt("samples", "dataset: samples (embedded photos) | flowers17 | flowers102 | folder")
+    name: str = opt("samples", "dataset: samples (embedded photos) | flowers17 | flowers102 | folder | bsds500")
     root: str = opt("", "dataset folder; unused by samples")
+    mix: str = opt("", "train on a weighted mixture instead: NAME=ROOT:WEIGHT,... e.g. flowers102=DIR:3,folder=DIR:1; each part keeps its own splits and cache, evaluate.py scores each on its own")
+    flowers102_split: str = opt("official", "flowers102: official (train 1020 / val 1020 / test 6149) | train+test (train on the official train + test ids, 7169; val and test are the official val, 1020); both leave out of train the images that repeat Flowers17 ones")
     size: int = opt(64, "training crop side in px, a multiple of 32")
     cache_dir: str = opt("~/.cache/gan_colorize", "where the decoded uint8 image cache is kept")
     workers: int = opt(2, "DataLoader worker processes per training process")
@@ -147,7 +149,8 @@ class Config:
 
 
 CHOICES = {
-    "data.name": ("samples", "flowers17", "flowers102", "folder"),
+    "data.name": ("samples", "flowers17", "flowers102", "folder", "bsds500"),
+    "data.flowers102_split": ("official", "train+test"),
     "masks.pairing": ("random", "all"),
     "model.generator": ("unet11", "seed"),
     "model.discriminator": ("patch", "seed"),
@@ -423,10 +426,18 @@ def validate(cfg, check_paths=True, training=True):
     need("loss.huber_delta", l.huber_delta > 0, "must be > 0")
     for k in ("adv_weight", "l1_weight", "mask_weight_in", "mask_weight_out"):
         need(f"loss.{k}", math.isfinite(getattr(l, k)) and getattr(l, k) >= 0, "must be >= 0")
-    if d.name != "samples":
+    if d.name != "samples" and not d.mix:   # data.mix replaces data.name / data.root
         need("data.root", bool(d.root), f"must be set for data.name={d.name}")
         if check_paths:
             need("data.root", os.path.isdir(os.path.expanduser(d.root)), "does not exist or is not a folder")
+    if d.mix:
+        from .mixture import MixSpecError, check_roots, parse_mix
+        try:
+            parse_mix(d.mix)
+            if check_paths:
+                check_roots(d.mix)
+        except MixSpecError as err:
+            raise ConfigError(f"data.mix: {err}") from None
     if t.resume not in ("", "auto") and check_paths:
         need("train.resume", os.path.isfile(t.resume), "is not a file (use auto or a checkpoint path)")
 

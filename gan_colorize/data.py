@@ -5,7 +5,8 @@ Randomness is keyed, never drawn from worker state: a training item is a pure fu
 (train seed, epoch, position in the epoch's order, image index), an eval item of (eval seed,
 index), so batches do not depend on batch size, worker count or resumption.
 
-Which images make up a split is splits.py; decoding and caching them is cache.py.
+Which images make up a split is splits.py; decoding and caching them is cache.py; a weighted
+mixture of datasets (data.mix) is mixture.py.
 """
 import math
 import os
@@ -148,10 +149,14 @@ class MaskedImageDataset(torch.utils.data.Dataset):
 class ResumableSampler(torch.utils.data.Sampler):
     """Epoch order as a pure function of (seed, epoch), sharded over ranks, resumable mid-epoch.
 
-    ResumableSampler(n, shuffle, seed=0, rank=0, world_size=1, even=True, min_len=0, tag_epoch=False)
+    ResumableSampler(n, shuffle, seed=0, rank=0, world_size=1, even=True, min_len=0, tag_epoch=False,
+                     groups=None)
     - The epoch's global order: shuffle -> concatenated permutations from
       default_rng([seed, epoch, r]), r = 0, 1, ...; else 0..n-1; repeated until it holds at least
       max(n, min_len) items (so a tiny dataset still fills a batch).
+    - groups (shuffled only): [(size, weight)] of the consecutive index ranges of a mixture's
+      parts (sizes summing to n); the epoch's order is then mixture.mixture_order, as many
+      items as above, each part's share by its weight.
     - Rank r takes positions r, r + world_size, ... of it. even=True pads the order by wrapping
       around so every rank gets the same count (training); even=False does not (evaluation:
       no sample twice, shards may differ by one).
@@ -162,9 +167,13 @@ class ResumableSampler(torch.utils.data.Sampler):
     len() is the number of samples the next iteration yields.
     """
 
-    def __init__(self, n, shuffle, seed=0, rank=0, world_size=1, even=True, min_len=0, tag_epoch=False):
+    def __init__(self, n, shuffle, seed=0, rank=0, world_size=1, even=True, min_len=0, tag_epoch=False,
+                 groups=None):
         if n <= 0:
             raise ValueError("ResumableSampler needs n >= 1")
+        if groups is not None and sum(g[0] for g in groups) != n:
+            raise ValueError(f"group sizes {[g[0] for g in groups]} do not add up to n = {n}")
+        self.groups = [(int(g), float(w)) for g, w in groups] if groups is not None else None
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} not in [0, {world_size})")
         self.n, self.shuffle, self.seed = int(n), bool(shuffle), int(seed)
@@ -184,7 +193,11 @@ class ResumableSampler(torch.utils.data.Sampler):
     def _order(self):
         """(positions, indices) of this rank for the current epoch."""
         reps = max(1, math.ceil(self.min_len / self.n))
-        if self.shuffle:
+        if self.shuffle and self.groups is not None:
+            from .mixture import mixture_order
+            order = mixture_order([g[0] for g in self.groups], [g[1] for g in self.groups],
+                                  self.n * reps, self.seed, self.epoch)
+        elif self.shuffle:
             order = np.concatenate([np.random.default_rng([self.seed, self.epoch, r]).permutation(self.n)
                                     for r in range(reps)])
         else:
@@ -252,8 +265,11 @@ def build_loader(cfg, split, train, rank=0, world_size=1, *, size=None, mask_spe
     an eval spec that is not fixed is drawn per item instead.
     size defaults to data.size. With torch.distributed initialised, rank 0 builds the cache while
     the other ranks wait at a barrier. Workers: data.workers (persistent when > 0).
+    With data.mix, the dataset is a mixture.MixedDataset of the parts' splits, drawn by weight in
+    training and back to back otherwise (items also carry `part`).
     """
     from .masks import MaskSampler, resolve_spec
+    from .mixture import MixedDataset, data_parts
     size = int(size or cfg.data.size)
     sampler_m = MaskSampler(resolve_spec(cfg.masks.train if train else mask_spec or cfg.masks.preview))
     # pairing=all is validated against masks.train only: e.g. the trainer's preview grid under a
@@ -263,17 +279,22 @@ def build_loader(cfg, split, train, rank=0, world_size=1, *, size=None, mask_spe
                and torch.distributed.is_initialized())
     if dist_on and rank != 0:
         torch.distributed.barrier()
-    cache = ImageCache(cfg.data, split, size=size, progress=(rank == 0) if progress is None else progress)
+    parts = data_parts(cfg.data)
+    caches = [ImageCache(p.data, split, size=size, progress=(rank == 0) if progress is None else progress)
+              for p in parts]
     if dist_on and rank == 0:
         torch.distributed.barrier()
     seed = cfg.train.seed if train else cfg.eval.seed
     hint_p = cfg.masks.hint_p if train and cfg.model.hints else None
-    ds = MaskedImageDataset(cache, sampler_m, size, train=train, pairing=pairing, seed=seed,
-                            hint_p=hint_p)
+    sets = [MaskedImageDataset(c, sampler_m, size, train=train, pairing=pairing, seed=seed,
+                               hint_p=hint_p) for c in caches]
+    ds = sets[0] if len(sets) == 1 else MixedDataset(sets, [p.label for p in parts])
+    groups = [(len(d), p.weight) for d, p in zip(sets, parts)] if train and len(sets) > 1 else None
     bs = int(batch_size or (cfg.train.batch_size if train else cfg.eval.batch_size))
     n = len(ds) if train or not max_samples else min(len(ds), int(max_samples))
     order = ResumableSampler(n, shuffle=train, seed=cfg.train.seed, rank=rank, world_size=world_size,
-                             even=train, min_len=bs * world_size if train else 0, tag_epoch=train)
+                             even=train, min_len=bs * world_size if train else 0, tag_epoch=train,
+                             groups=groups)
     workers = int(cfg.data.workers)
     if workers > 0:
         _single_threaded_opencv()

@@ -13,6 +13,11 @@ nor worker count; masks.pairing=all (with a fixed spec such as impa) pairs every
 every mask instead. eval.masks may be a family spec (masks.MaskSampler) or a mask file or folder
 (= file=PATH): sample i then gets file i % n (sorted), family 'file'.
 
+A checkpoint trained on a mixture (data.mix) is scored on each part on its own, one after the
+other, each into <out>/<part label> (mixture.data_parts); giving --data.name or --data.root
+scores that one dataset instead (data.mix is dropped), e.g. `--data.name bsds500 --data.root DIR
+--eval.masks segmentation:1` scores object masks drawn from BSDS500's human annotations.
+
 Sources, all scored by metrics.compute_metrics on the same samples and masks:
   model   G_ema's RAW output ab (no compositing with the mask), with the input L
   gray    ab = 0 everywhere (leak 0, fill 0)
@@ -93,6 +98,9 @@ def eval_config(state, path, overrides):
     cfg = copy.deepcopy(saved)
     for key, value in overrides:
         _set(cfg, key, value)
+    keys = {key for key, _ in overrides}
+    if cfg.data.mix and keys & {"data.name", "data.root"} and "data.mix" not in keys:
+        cfg.data.mix = ""   # one dataset named on the command line: score it, not the mixture
     if cfg.model != saved.model:
         raise ConfigError("model.*: the architecture comes from the checkpoint and cannot be "
                           "overridden for evaluation")
@@ -440,7 +448,16 @@ def main(argv=None):
     def log(line, file=sys.stdout):
         print(line, file=file, flush=True)
 
-    evaluate(ckpt, cfg, state, out, log=log)
+    from .mixture import data_parts
+    parts = data_parts(cfg.data)
+    if len(parts) == 1:
+        evaluate(ckpt, cfg, state, out, log=log)
+        return 0
+    for k, part in enumerate(parts, 1):   # a mixture: each part on its own
+        log(f"part {k} of {len(parts)}: {part.label} ({part.data.name} at {part.data.root or '-'})")
+        part_cfg = copy.deepcopy(cfg)
+        part_cfg.data = part.data
+        evaluate(ckpt, part_cfg, state, Path(out) / part.label, log=log)
     return 0
 
 

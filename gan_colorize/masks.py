@@ -6,8 +6,9 @@ Every family is a function
     fn(h, w, rng, *, image=None, segmentation=None, arg=None) -> float32 (h, w) of {0, 1}
 
 `rng` is a np.random.Generator and is the only source of randomness, so a draw is reproducible
-from it; `image` is the uint8 (h, w, 3) crop (superpixels), `segmentation` a uint8 (h, w) map,
-foreground > 0 (segmentation); `arg` is the optional string from the spec.
+from it; `image` is the uint8 (h, w, 3) crop (superpixels), `segmentation` (segmentation) a uint8
+(h, w) foreground map (> 0) or uint8 (h, w, A) label maps of A human annotations (BSDS500);
+`arg` is the optional string from the spec.
 
 Families and their coverage (fraction of ones), as in COVERAGE:
 
@@ -20,7 +21,8 @@ Families and their coverage (fraction of ones), as in COVERAGE:
     brush         [0.10, 0.60]  free-form strokes: random walks of varying thickness
     blobs         [0.20, 0.80]  thresholded smooth noise; the threshold hits a random coverage
     superpixels   [0.20, 0.80]  random union of SLIC superpixels of `image`
-    segmentation  data          the foreground of `segmentation` (arg: foreground|background|random)
+    segmentation  data          the foreground of `segmentation`, or with label maps an object
+                  [0.05, 0.70]  mask: 1-3 segments of one annotation (arg: foreground|background|random)
     full          1             all ones
     empty         0             all zeros
     file          data          a PNG/JPEG mask file, or one drawn from a folder of them
@@ -323,18 +325,64 @@ def superpixels(h, w, rng, *, image=None, **_):
 
 
 SEGMENTATION_ARGS = ("foreground", "background", "random")
+OBJECT_COVERAGE = (0.05, 0.70)   # an object mask from label maps covers this share of the crop
+OBJECT_SEGMENTS = (1, 3)         # ... and is the union of this many segments of one annotation
+
+
+def _pick_segments(area, n, lo, hi, rng):
+    """Indices of n distinct segments whose areas (fractions) sum into [lo, hi], drawn one at a
+    time uniformly among those that keep the sum reachable; None when the draw gets stuck."""
+    chosen, cov = [], 0.0
+    free = area > 0
+    for left in range(n, 0, -1):
+        # the most that the other left - 1 picks could add (optimistic: may count j itself)
+        reach = np.sort(np.where(free, area, 0.0))[::-1][:left - 1].sum()
+        ok = free & (cov + area <= hi) & (cov + area + reach >= lo)
+        if not ok.any():
+            return None
+        j = int(rng.choice(np.flatnonzero(ok)))
+        chosen.append(j)
+        cov += area[j]
+        free[j] = False
+    return chosen if lo <= cov <= hi else None
+
+
+def object_mask(labels, rng, coverage=OBJECT_COVERAGE, segments=OBJECT_SEGMENTS):
+    """Human label maps uint8 (h, w, A) -> a bool (h, w) object mask: one annotation, then the
+    union of n of its segments (n uniform in `segments`) covering a share in `coverage` of the
+    crop. Annotations are tried in an order drawn from rng, and for each the other counts n
+    after the drawn one, until a union fits. When none fits (a crop inside a single region):
+    the one segment, of any annotation, whose share is nearest the range."""
+    lo, hi = coverage
+    h, w, n_ann = labels.shape
+    n0 = int(rng.integers(segments[0], segments[1] + 1))
+    counts = [n0] + [n for n in range(segments[0], segments[1] + 1) if n != n0]
+    fallback, gap = None, math.inf
+    for a in rng.permutation(n_ann):
+        lab = labels[..., a]
+        area = np.bincount(lab.ravel(), minlength=256)[1:] / lab.size   # segment k + 1 at area[k]
+        for n in counts:
+            chosen = _pick_segments(area, n, lo, hi, rng)
+            if chosen is not None:
+                return np.isin(lab, np.asarray(chosen) + 1)
+        k = int(np.argmin(np.maximum(lo - area, area - hi) + (area == 0) * 2.0))
+        if area[k] > 0 and max(lo - area[k], area[k] - hi) < gap:
+            fallback, gap = lab == k + 1, max(lo - area[k], area[k] - hi)
+    return fallback if fallback is not None else np.zeros((h, w), bool)
 
 
 def segmentation(h, w, rng, *, image=None, segmentation=None, arg=None):
-    """Foreground (> 0) of the segmentation map; arg 'background' inverts, 'random' inverts
-    with p = 0.5. Default foreground: 'colour the object' is the natural control signal."""
+    """Foreground (> 0) of a segmentation map (h, w); from label maps (h, w, A) of human
+    annotations, an object mask (object_mask: 1-3 segments of one annotation, 5-70% of the
+    crop). arg 'background' inverts, 'random' inverts with p = 0.5. Default foreground: 'colour
+    the object' is the natural control signal."""
     if segmentation is None:
         raise UserError("mask family 'segmentation' needs a segmentation map; "
                         "this dataset has none")
     seg = np.asarray(segmentation)
-    if seg.shape[:2] != (h, w):
+    if seg.shape[:2] != (h, w) or seg.ndim > 3:
         raise ValueError(f"segmentation shape {seg.shape} does not match mask size {(h, w)}")
-    fg = seg.reshape(h, w) > 0
+    fg = object_mask(seg, rng) if seg.ndim == 3 else seg.reshape(h, w) > 0
     arg = arg or "foreground"
     if arg not in SEGMENTATION_ARGS:
         raise MaskSpecError(f"bad segmentation argument {arg!r} "
@@ -451,25 +499,27 @@ class MaskEntry(NamedTuple):
         return self.family if self.arg is None else f"{self.family}={self.arg}"
 
 
-def parse_spec(spec):
-    """'impa:1,brush=...:0.5' -> list[MaskEntry]. Checks grammar, family names, args and weights
-    (not the file system: MaskSampler does that). Any problem -> MaskSpecError (one line)."""
+def split_spec(spec, *, what, noun, known, example, error):
+    """The weighted-list grammar shared by mask specs and data mixtures (mixture.py):
+    'name[=arg][:weight],...' -> [(entry text, name, arg or None, weight)]. Checks the grammar,
+    that each name is in `known`, and the weights (finite, >= 0, not all 0); each problem is an
+    `error` (a UserError class) with one line that names the bad part, e.g. "unknown {noun}
+    'x' in 'x:1' (known: ...)". The arguments are left to the caller."""
     if not isinstance(spec, str):
-        raise MaskSpecError(f"mask spec must be a string, got {type(spec).__name__}")
+        raise error(f"{what} must be a string, got {type(spec).__name__}")
     if not spec.strip():
-        raise MaskSpecError("empty mask spec (e.g. 'impa:1,brush:1')")
-    entries = []
+        raise error(f"empty {what} (e.g. {example!r})")
+    out = []
     for n, raw in enumerate(spec.split(",")):
         part = raw.strip()
         if not part:
-            raise MaskSpecError(f"empty entry #{n + 1} in mask spec {spec!r}")
+            raise error(f"empty entry #{n + 1} in {what} {spec!r}")
         head, wtxt = part.rsplit(":", 1) if ":" in part else (part, None)
-        fam, arg = head.split("=", 1) if "=" in head else (head, None)
-        fam = fam.strip()
+        name, arg = head.split("=", 1) if "=" in head else (head, None)
+        name = name.strip()
         arg = arg.strip() if arg is not None else None
-        if fam not in FAMILIES:
-            raise MaskSpecError(f"unknown mask family {fam!r} in {part!r} "
-                                f"(known: {', '.join(FAMILIES)})")
+        if name not in known:
+            raise error(f"unknown {noun} {name!r} in {part!r} (known: {', '.join(known)})")
         weight = 1.0
         if wtxt is not None:
             try:
@@ -477,10 +527,22 @@ def parse_spec(spec):
             except ValueError:
                 weight = float("nan")
             if not math.isfinite(weight) or weight < 0:
-                raise MaskSpecError(f"bad weight {wtxt.strip()!r} in {part!r} "
-                                    "(want a finite number >= 0)")
+                raise error(f"bad weight {wtxt.strip()!r} in {part!r} (want a finite number >= 0)")
         if arg == "":
-            raise MaskSpecError(f"empty argument after '=' in {part!r}")
+            raise error(f"empty argument after '=' in {part!r}")
+        out.append((part, name, arg, weight))
+    if sum(w for *_, w in out) <= 0:
+        raise error(f"{what} {spec!r} has no positive weight")
+    return out
+
+
+def parse_spec(spec):
+    """'impa:1,brush=...:0.5' -> list[MaskEntry]. Checks grammar, family names, args and weights
+    (not the file system: MaskSampler does that). Any problem -> MaskSpecError (one line)."""
+    entries = []
+    for part, fam, arg, weight in split_spec(spec, what="mask spec", noun="mask family",
+                                             known=FAMILIES, example="impa:1,brush:1",
+                                             error=MaskSpecError):
         if fam == "impa":
             parse_impa_arg(arg)
         elif fam == "segmentation":
@@ -493,8 +555,6 @@ def parse_spec(spec):
         elif arg is not None:
             raise MaskSpecError(f"mask family {fam!r} takes no argument, got {part!r}")
         entries.append(MaskEntry(fam, arg, weight))
-    if sum(e.weight for e in entries) <= 0:
-        raise MaskSpecError(f"mask spec {spec!r} has no positive weight")
     return entries
 
 

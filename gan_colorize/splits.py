@@ -11,7 +11,18 @@ Sources (`data.name`) and their split rules:
   and an image's split does not depend on which other files are present. Segmentations from
   root/trimaps/image_NNNN.png where present (colour-coded trimaps; see cache._seg_foreground).
 - `flowers102` root holds jpg/image_00001.jpg ... and setid.mat (required: trnid / valid /
-  tstid). Segmentations from root/segmim/segmim_NNNNN.jpg where present.
+  tstid). data.flowers102_split: `official` (the default) is train = trnid (1020), val = valid
+  (1020), test = tstid (6149); `train+test` trains on trnid + tstid (7169) and keeps valid (1020)
+  as both val and test, since a colorization model needs no 6149-image classification test set.
+  Either way, the Flowers102 images listed in dedup.FLOWERS102_DUPLICATES (near-duplicates of
+  Flowers17 images, 563 of them; see dedup.py) are left out of train, whichever Flowers17 split
+  (official or ours) they would leak into; val and test keep them. Segmentations from
+  root/segmim/segmim_NNNNN.jpg where present.
+- `bsds500`    root is BSDS500's `data` folder (BSR/BSDS500/data): images/<split>/<id>.jpg with
+  the human segmentations groundTruth/<split>/<id>.mat (train / val / test as published: 200 /
+  100 / 200 images). An image without its .mat is listed without segmentation. The .mat files
+  are read by cache.py into label maps, one per annotator (seg_kind "bsds"), which the mask
+  family `segmentation` turns into object masks (see masks.py).
 - `folder`     every image under root (jpg/jpeg/png/bmp/tif/tiff/webp, any case, hidden files
   and folders skipped). u = int(sha1(relative posix path)[:15], 16) / 16**15 in [0,1):
   test if u < data.test_fraction, val if u < data.test_fraction + data.val_fraction, else train.
@@ -20,10 +31,11 @@ Sources (`data.name`) and their split rules:
   rocket, the left stereo_motorcycle view), read straight from its data folder: no network.
   Every split is all 5 photos: it is a smoke-test / demo dataset, not a benchmark.
 
-The fractions are trusted to be validated (config.validate). The root is checked here, against
-the file system (evaluation validates without paths), as are missing images and empty splits:
-each is a UserError.
+The fractions and data.flowers102_split are trusted to be validated (config.validate). The root
+is checked here, against the file system (evaluation validates without paths), as are missing
+images and empty splits: each is a UserError.
 """
+import functools
 import hashlib
 import os
 import re
@@ -32,6 +44,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .config import CHOICES
 from .errors import UserError
 from .imageio import IMAGE_EXTENSIONS
 
@@ -46,7 +59,7 @@ class Record:
     path: str
     key: str
     seg_path: str | None = None
-    seg_kind: str | None = None  # "trimap" (flowers17) | "segmim" (flowers102)
+    seg_kind: str | None = None  # "trimap" (flowers17) | "segmim" (flowers102) | "bsds" (bsds500)
 
 
 def _hash_unit(text):
@@ -120,7 +133,14 @@ def _flowers17(root, split):
     return out
 
 
-def _flowers102(root, split):
+@functools.lru_cache(maxsize=1)
+def flowers102_duplicates():
+    """The Flowers102 ids that near-duplicate a Flowers17 image (dedup.FLOWERS102_DUPLICATES)."""
+    from .dedup import read_duplicates
+    return frozenset(read_duplicates())
+
+
+def _flowers102(root, split, scheme):
     jpg = os.path.join(root, "jpg")
     files = _numbered(jpg, r"image_(\d{5})\.jpg")
     if not files:
@@ -130,16 +150,40 @@ def _flowers102(root, split):
     if not os.path.isfile(mat):
         raise UserError(f"data.root {root} has no setid.mat (the official Flowers102 split; "
                         "download with: python datasets/flowers102.py --root DIR)")
-    key = {"train": "trnid", "val": "valid", "test": "tstid"}[split]
-    ids = sorted(_load_mat_ids(mat, [key])[key])
+    official = _load_mat_ids(mat, ["trnid", "valid", "tstid"])
+    if scheme == "official":
+        ids = official[{"train": "trnid", "val": "valid", "test": "tstid"}[split]]
+    else:  # train+test
+        ids = official["trnid"] + official["tstid"] if split == "train" else official["valid"]
+    if split == "train":
+        ids = [n for n in ids if n not in flowers102_duplicates()]
     segdir = os.path.join(root, "segmim")
     out = []
-    for n in ids:
+    for n in sorted(ids):
         name = f"image_{n:05d}.jpg"
         seg = os.path.join(segdir, f"segmim_{n:05d}.jpg")
         has = os.path.isfile(seg)
         out.append(Record(os.path.join(jpg, name), f"jpg/{name}", seg if has else None,
                           "segmim" if has else None))
+    return out
+
+
+def _bsds500(root, split):
+    folder = os.path.join(root, "images", split)
+    if not os.path.isdir(folder):
+        have = sorted(d for d in SPLITS if os.path.isdir(os.path.join(root, "images", d)))
+        raise UserError(f"data.root {root} has no BSDS500 {split} images (expected "
+                        f"images/{split}/*.jpg and groundTruth/{split}/*.mat; "
+                        f"this copy has: {', '.join(have) or 'no images/ folder'})")
+    out = []
+    for f in sorted(os.listdir(folder)):
+        stem, ext = os.path.splitext(f)
+        if f.startswith(".") or ext.lower() != ".jpg":
+            continue
+        mat = os.path.join(root, "groundTruth", split, f"{stem}.mat")
+        has = os.path.isfile(mat)
+        out.append(Record(os.path.join(folder, f), f"images/{split}/{f}", mat if has else None,
+                          "bsds" if has else None))
     return out
 
 
@@ -184,11 +228,13 @@ def list_split(cfg_data, split):
     if name == "flowers17":
         records = _flowers17(_root(cfg_data), split)
     elif name == "flowers102":
-        records = _flowers102(_root(cfg_data), split)
+        records = _flowers102(_root(cfg_data), split, cfg_data.flowers102_split)
+    elif name == "bsds500":
+        records = _bsds500(_root(cfg_data), split)
     elif name == "folder":
         records = _folder(_root(cfg_data), split, cfg_data.val_fraction, cfg_data.test_fraction)
     else:
-        raise UserError(f"data.name: unknown dataset {name!r} (samples, flowers17, flowers102, folder)")
+        raise UserError(f"data.name: unknown dataset {name!r} ({', '.join(CHOICES['data.name'])})")
     if not records:
         raise UserError(f"the {split} split of {name} at {cfg_data.root} is empty")
     return records

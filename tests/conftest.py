@@ -12,7 +12,9 @@ import dcfg`); the fixtures are found by pytest.
 """
 import dataclasses
 import io
+import os
 import warnings
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -23,6 +25,12 @@ from PIL import Image
 from gan_colorize.cache import ImageCache
 from gan_colorize.config import DataConfig, load_config
 from gan_colorize.networks import build_generator
+
+# The real data sets (read each one's README), where a machine has them: ../shared/datasets beside
+# the clone (CI), or $GAN_COLORIZE_SHARED/datasets (e.g. a git worktree elsewhere). Tests that use
+# them skip without them.
+SHARED = Path(os.environ.get("GAN_COLORIZE_SHARED")
+              or Path(__file__).resolve().parents[1].parent / "shared") / "datasets"
 
 TINY = ["--config", "quickstart", "--model.width", "0.25", "--data.size", "32",
         "--train.batch_size", "2", "--data.workers", "0", "--train.precision", "fp32",
@@ -150,3 +158,48 @@ def f17_with_segs(tmp_path):
 def sample_cache(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("samples")
     return ImageCache(dcfg("", tmp, name="samples", size=64), "train", progress=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# a tiny BSDS500 with human segmentations
+
+def bsds_labels(h, w, k):
+    """Annotation k of a (h, w) image: 0 -> quadrants (4 segments), 1 -> left / right halves
+    with a small square (3 segments), 2 -> a 2 x 3 grid (6 segments); labels 1..K as uint16."""
+    y, x = np.mgrid[0:h, 0:w]
+    if k == 0:
+        lab = 1 + (y >= h // 2) * 2 + (x >= w // 2)
+    elif k == 1:
+        lab = 1 + (x >= w // 2)
+        lab[h // 4:h // 4 + h // 4, w // 8:w // 8 + w // 4] = 3
+    else:
+        lab = 1 + (2 * y // h) * 3 + 3 * x // w
+    return lab.astype(np.uint16)
+
+
+def write_ground_truth(path, labels):
+    """A groundTruth .mat laid out as BSDS500's: a 1 x A cell of structs (Segmentation,
+    Boundaries), read by scipy.io.loadmat(path)["groundTruth"][0, k]["Segmentation"][0, 0]."""
+    from scipy.io import savemat
+    cell = np.empty((1, len(labels)), dtype=object)
+    for k, lab in enumerate(labels):
+        edges = np.zeros(lab.shape, np.uint8)
+        edges[:-1] |= lab[:-1] != lab[1:]
+        edges[:, :-1] |= lab[:, :-1] != lab[:, 1:]
+        cell[0, k] = {"Segmentation": lab, "Boundaries": edges}
+    savemat(path, {"groundTruth": cell})
+
+
+@pytest.fixture(scope="module")
+def bsds_tree(tmp_path_factory):
+    """BSDS500's data folder with a test split of 4 photos: 3 with 2-3 annotations (one
+    portrait), one without its .mat."""
+    root = tmp_path_factory.mktemp("bsds") / "data"
+    (root / "images" / "test").mkdir(parents=True)
+    (root / "groundTruth" / "test").mkdir(parents=True)
+    for n, (h, w, a) in enumerate([(48, 72, 3), (72, 48, 2), (48, 72, 3), (48, 72, 0)]):
+        Image.fromarray(colourful(h, w, 20 + n)).save(root / "images" / "test" / f"{100 + n}.jpg", quality=95)
+        if a:
+            write_ground_truth(root / "groundTruth" / "test" / f"{100 + n}.mat",
+                               [bsds_labels(h, w, k) for k in range(a)])
+    return root

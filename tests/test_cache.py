@@ -156,3 +156,42 @@ def test_broken_segmentation_only_loses_the_segmentation(f17_with_segs, tmp_path
     (f17_with_segs / "trimaps" / "image_0002.png").write_bytes(b"broken")
     cache, _ = build(dcfg(f17_with_segs, tmp_path, name="flowers17", size=32))
     assert len(cache) == 4 and cache.has_seg.tolist() == [True, False, True, False]
+
+
+def test_bsds_label_maps_cached(bsds_tree, tmp_path):
+    """BSDS500 groundTruth .mat files become uint8 label maps, one channel per annotator,
+    resized with the image (nearest); the image without a .mat has no segmentation."""
+    from conftest import bsds_labels
+    cache, msgs = build(dcfg(bsds_tree, tmp_path, name="bsds500", size=32), "test")
+    assert msgs == [] and len(cache) == 4 and list(cache.has_seg) == [True, True, True, False]
+    assert cache.segmentation(3) is None
+    for i, (h, w, a) in enumerate([(48, 72, 3), (72, 48, 2), (48, 72, 3)]):
+        seg = cache.segmentation(i)
+        assert seg.dtype == np.uint8 and seg.shape == cache.shapes[i] + (a,)
+        full = np.stack([bsds_labels(h, w, k) for k in range(a)], -1).astype(np.uint8)
+        sh, sw = cache.shapes[i]
+        ys, xs = (np.arange(sh) * h) // sh, (np.arange(sw) * w) // sw
+        # nearest resize: every cached label is one of the source labels around that pixel
+        assert (seg == full[ys][:, xs]).mean() > 0.9
+        assert set(np.unique(seg[..., 0])) == {1, 2, 3, 4}
+    again, _ = build(dcfg(bsds_tree, tmp_path, name="bsds500", size=32), "test")
+    assert not again.built_now and np.array_equal(again.segmentation(1), cache.segmentation(1))
+
+
+def test_bsds_reading_errors_and_many_labels(tmp_path):
+    from conftest import write_ground_truth
+    from gan_colorize.cache import read_bsds_labels
+    from gan_colorize.imageio import BadImageError
+    lab = (np.arange(40 * 30).reshape(40, 30) % 300 + 1).astype(np.uint16)   # 300 segments
+    lab[:20] = 7                                                            # 7 is the largest
+    write_ground_truth(tmp_path / "many.mat", [lab])
+    out = read_bsds_labels(tmp_path / "many.mat")
+    assert out.shape == (40, 30, 1) and out.dtype == np.uint8
+    assert len(np.unique(out)) == 256 and (out[:20] == 1).all()   # 255 largest kept, 0 = the rest
+    (tmp_path / "bad.mat").write_bytes(b"MATLAB 5.0 garbage")
+    with pytest.raises(BadImageError, match="cannot read segmentation .*bad.mat"):
+        read_bsds_labels(tmp_path / "bad.mat")
+    from scipy.io import savemat
+    savemat(tmp_path / "other.mat", {"x": np.ones(3)})
+    with pytest.raises(BadImageError, match="other.mat: .*groundTruth"):
+        read_bsds_labels(tmp_path / "other.mat")

@@ -118,6 +118,30 @@ def test_segmentations_cached_and_aligned(f17_with_segs, tmp_path):
         MaskedImageDataset(no_segs, MaskSampler("segmentation"), 32, train=False)
 
 
+def test_label_maps_follow_crops_and_flips(bsds_tree, tmp_path):
+    """BSDS500's label maps (h, w, A) reach the mask family cropped, resized and flipped with the
+    image: annotation 0 of the fixture is quadrants, segments 1 and 3 the left half, where the
+    photo (colourful: red grows to the right) is least red."""
+    cache, _ = build(dcfg(bsds_tree, tmp_path, name="bsds500", size=32), "test")
+
+    class LeftHalf(MaskSampler):
+        def sample(self, h, w, rng, image=None, segmentation=None):
+            assert segmentation.shape[:2] == (h, w) and segmentation.shape[2] in (2, 3)
+            return np.isin(segmentation[..., 0], (1, 3)).astype(np.float32), "segmentation"
+
+    for train in (True, False):
+        ds = MaskedImageDataset(cache, LeftHalf("segmentation"), 32, train=train, seed=1)
+        assert len(ds) == 3  # the photo without a .mat is left out
+        for key in [(e, p, p % 3) for e in range(4) for p in range(3)] if train else range(3):
+            item = ds[key]
+            m = item["mask"][0].numpy() > 0.5
+            red = item["rgb"][0].numpy().astype(float)
+            if m.any() and (~m).any():
+                assert red[m].mean() < red[~m].mean() - 20, key
+    ds = MaskedImageDataset(cache, MaskSampler("segmentation"), 32, train=False)
+    assert all(0.05 <= float(ds[i]["mask"].mean()) <= 0.70 for i in range(3))
+
+
 # ---------------------------------------------------------------------------------------------
 # ResumableSampler
 

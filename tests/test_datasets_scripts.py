@@ -201,7 +201,8 @@ def test_published_md5s_match_torchvision():
 
 
 def test_jpg_digest_matches_shared_copy():
-    shared = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "flowers17" / "jpg"
+    from conftest import SHARED
+    shared = SHARED / "flowers17" / "jpg"
     if not shared.is_dir():
         pytest.skip("no ../shared/datasets/flowers17 here")
     assert flowers17.jpg_digest(shared) == (1360, flowers17.JPG_DIGEST)

@@ -208,3 +208,19 @@ def test_hints_for_a_checkpoint_without_hints_are_refused(ckpt, capsys):
         evaluation.main(["--checkpoint", str(ckpt), "--eval.hints", "0,1"])
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "eval.hints" in err[0] and "without colour hints" in err[0]
+
+
+def test_bsds500_scored_under_object_masks(ckpt, bsds_tree, tmp_path):
+    """evaluate.py --data.name bsds500 --eval.masks segmentation:1: each photo with its human
+    annotations gets an object mask (1-3 segments of one annotation, 5-70% of the crop)."""
+    rep = _run(ckpt, tmp_path / "out", "--data.name", "bsds500", "--data.root", str(bsds_tree),
+               "--eval.masks", "segmentation:1")
+    assert rep["n_samples"] == 3 and rep["families"] == ["segmentation"]   # no .mat, no sample
+    assert rep["results"]["model"]["overall"]["n"] == 3
+    rows = _rows(tmp_path / "out" / "per_sample.csv")
+    assert [r["key"] for r in rows] == [f"images/test/{n}.jpg" for n in (100, 101, 102)]
+    assert all(0.05 <= float(r["coverage"]) <= 0.70 for r in rows)
+    _run(ckpt, tmp_path / "again", "--data.name", "bsds500", "--data.root", str(bsds_tree),
+         "--eval.masks", "segmentation:1", "--eval.batch_size", "1")
+    again = _rows(tmp_path / "again" / "per_sample.csv")   # the same masks for any batch size
+    assert [r["coverage"] for r in again] == [r["coverage"] for r in rows]

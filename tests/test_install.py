@@ -56,9 +56,10 @@ def test_wheel_install_ships_the_default_checkpoint(tmp_path):
     _run([py, "-m", "pip", "install", "--no-deps", wheel], work, env)  # pip from the outer site
 
     where = _run([py, "-c", "import gan_colorize.colorize as c; print(c.__file__); "
-                            "print(c.DEFAULT_CHECKPOINT.is_file())"], work, env).stdout.split()
+                            "print(c.DEFAULT_CHECKPOINT.is_file()); import gan_colorize.dedup as d; "
+                            "print(d.FLOWERS102_DUPLICATES.is_file())"], work, env).stdout.split()
     assert Path(where[0]).is_relative_to(venv), where    # the wheel's copy, not the checkout's
-    assert where[1] == "True", where
+    assert where[1] == where[2] == "True", where          # package data: checkpoint, duplicate list
 
     rgb = (np.random.default_rng(0).random((40, 48, 3)) * 255).astype(np.uint8)
     Image.fromarray(rgb).save(work / "photo.png")

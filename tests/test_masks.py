@@ -141,6 +141,57 @@ def test_segmentation_family():
         M.segmentation(32, 32, rng, segmentation=None)
 
 
+def _is_union_of_segments(m, labels):
+    """-> (annotator, segment ids) when mask m is exactly a union of segments of one annotator."""
+    for a in range(labels.shape[2]):
+        ids = np.unique(labels[..., a][m > 0])
+        if np.array_equal(m > 0, np.isin(labels[..., a], ids)):
+            return a, ids
+    return None
+
+
+def test_segmentation_family_object_masks():
+    """Label maps (h, w, A) of human annotations: 1-3 segments of one annotation, 5-70% of the
+    crop, a function of the rng; inverted by 'background'."""
+    from conftest import bsds_labels
+    labels = np.stack([bsds_labels(48, 64, k) for k in range(3)], -1).astype(np.uint8)
+    seen_ann, seen_n = set(), set()
+    for s in range(60):
+        m = M.segmentation(48, 64, np.random.default_rng(s), segmentation=labels)
+        assert_binary(m, 48, 64)
+        assert 0.05 <= m.mean() <= 0.70
+        a, ids = _is_union_of_segments(m, labels)
+        assert 1 <= len(ids) <= 3
+        seen_ann.add(a)
+        seen_n.add(len(ids))
+        again = M.segmentation(48, 64, np.random.default_rng(s), segmentation=labels)
+        assert np.array_equal(m, again)
+    assert seen_ann == {0, 1, 2} and seen_n == {1, 2, 3}
+    m = M.segmentation(48, 64, np.random.default_rng(0), segmentation=labels)
+    inv = M.segmentation(48, 64, np.random.default_rng(0), segmentation=labels, arg="background")
+    assert np.array_equal(inv, 1 - m)
+    # a sampler reads them through the same family
+    m, fam = M.MaskSampler("segmentation:1").sample(48, 64, np.random.default_rng(1), segmentation=labels)
+    assert fam == "segmentation" and 0.05 <= m.mean() <= 0.70
+
+
+def test_object_mask_edge_cases():
+    rng = np.random.default_rng(0)
+    # many small segments: only a union of 3 of them reaches 5%
+    small = (np.arange(40 * 40).reshape(40, 40, 1) // 32 % 50 + 1).astype(np.uint8)
+    for s in range(10):
+        m = M.object_mask(small, np.random.default_rng(s))
+        assert 0.05 <= m.mean() <= 0.70 and len(np.unique(small[m])) == 3
+    # a crop inside one big region plus slivers: no union of 1-3 fits, the nearest segment wins
+    one = np.ones((40, 40, 2), np.uint8)
+    one[:, :1, 1] = 2                        # annotator 1: a 1-px sliver (2.5%) beside the region
+    m = M.object_mask(one, rng)
+    assert m.mean() == pytest.approx(0.025) and m[:, 0].all()
+    assert M.object_mask(np.zeros((8, 8, 1), np.uint8), rng).sum() == 0
+    with pytest.raises(ValueError, match="does not match"):
+        M.segmentation(8, 8, rng, segmentation=np.ones((8, 9, 2), np.uint8))
+
+
 # --------------------------------------------------------------------------------- impa
 
 def test_impa_known_answers_4x4():

@@ -1,15 +1,14 @@
 """splits.py: the split rules of every source, listing without decoding, bad roots."""
 import socket
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import BAD, GOOD, GRAY, build, dcfg
+from conftest import BAD, GOOD, GRAY, SHARED, build, dcfg
 from gan_colorize.errors import UserError
 from gan_colorize.splits import SAMPLE_FILES, list_split
 
-SHARED_F17 = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "flowers17"
+SHARED_F17 = SHARED / "flowers17"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -122,8 +121,10 @@ def test_flowers17_official_split_and_trimaps(tmp_path):
     assert len(list_split(d2, "train")) == 680
 
 
-def test_flowers102(tmp_path):
+def test_flowers102(tmp_path, monkeypatch):
     from scipy.io import savemat
+
+    from gan_colorize import splits
     root = tmp_path / "f102"
     (root / "jpg").mkdir(parents=True)
     (root / "segmim").mkdir()
@@ -140,6 +141,16 @@ def test_flowers102(tmp_path):
     assert train[1].seg_path.endswith("segmim_00002.jpg") and train[1].seg_kind == "segmim"
     assert len(list_split(d, "test")) == 4
 
+    def ids(d, split):
+        return [int(r.key[10:15]) for r in list_split(d, split)]
+    big = dcfg(root, tmp_path, name="flowers102", flowers102_split="train+test")
+    assert ids(big, "train") == [1, 2, 5, 6, 7, 8]
+    assert ids(big, "val") == ids(big, "test") == [3, 4]
+    # images that repeat a Flowers17 one are left out of train (only), in both schemes
+    monkeypatch.setattr(splits, "flowers102_duplicates", lambda: frozenset({2, 3, 6}))
+    assert ids(big, "train") == [1, 5, 7, 8] and ids(big, "val") == [3, 4]
+    assert ids(d, "train") == [1] and ids(d, "test") == [5, 6, 7, 8]
+
 
 @pytest.mark.skipif(not SHARED_F17.is_dir(), reason="no ../shared/datasets/flowers17 here")
 def test_real_flowers17(tmp_path):
@@ -148,3 +159,84 @@ def test_real_flowers17(tmp_path):
     assert sizes == {"train": 680, "val": 340, "test": 340}
     cache, msgs = build(d, "val")
     assert len(cache) + len(cache.low_colour) + len(cache.skipped) == 340 and cache.skipped == []
+
+
+SHARED_F102 = SHARED / "flowers102"
+
+
+@pytest.mark.skipif(not SHARED_F102.is_dir(), reason="no ../shared/datasets/flowers102 here")
+def test_real_flowers102(tmp_path):
+    """The real copy: the official .mat files byte for byte, the split sizes and labels, and our
+    two schemes with the Flowers17 duplicates left out of train."""
+    import hashlib
+
+    from scipy.io import loadmat
+    from test_datasets_scripts import flowers102 as script
+
+    from gan_colorize.splits import flowers102_duplicates
+    sums = dict(line.split()[::-1] for line in (SHARED_F102 / "MD5SUMS").read_text().splitlines())
+    for name in ("imagelabels.mat", "setid.mat"):
+        md5 = hashlib.md5((SHARED_F102 / name).read_bytes()).hexdigest()
+        assert md5 == script.FILES[name] == sums[name], name   # the official files
+    setid = {k: set(np.ravel(v).tolist()) for k, v in loadmat(SHARED_F102 / "setid.mat").items()
+             if k in ("trnid", "valid", "tstid")}
+    assert {k: len(v) for k, v in setid.items()} == {"trnid": 1020, "valid": 1020, "tstid": 6149}
+    assert setid["trnid"] | setid["valid"] | setid["tstid"] == set(range(1, 8190))
+    labels = np.ravel(loadmat(SHARED_F102 / "imagelabels.mat")["labels"])
+    counts = np.bincount(labels, minlength=103)
+    assert len(labels) == 8189 and labels.min() == 1 and labels.max() == 102
+    assert counts[0] == 0 and counts[1:].min() == 40 and counts[1:].max() == 258
+    assert all(np.bincount(labels[np.array(sorted(setid[k])) - 1], minlength=103)[1:].min() == 10
+               for k in ("trnid", "valid"))             # 10 per class in train and in val
+
+    dups = flowers102_duplicates()
+    assert len(dups) == 563 and len(dups & setid["trnid"]) == 88 and len(dups & setid["tstid"]) == 386
+    official = dcfg(SHARED_F102, tmp_path, name="flowers102")
+    big = dcfg(SHARED_F102, tmp_path, name="flowers102", flowers102_split="train+test")
+    sizes = {(d.flowers102_split, s): len(list_split(d, s)) for d in (official, big)
+             for s in ("train", "val", "test")}
+    assert sizes == {("official", "train"): 1020 - 88, ("official", "val"): 1020,
+                     ("official", "test"): 6149, ("train+test", "train"): 7169 - 88 - 386,
+                     ("train+test", "val"): 1020, ("train+test", "test"): 1020}
+    train = {int(r.key[10:15]) for r in list_split(big, "train")}
+    assert train == (setid["trnid"] | setid["tstid"]) - dups
+
+
+# ---------------------------------------------------------------------------------------------
+# bsds500
+
+def test_bsds500_listing(bsds_tree, tmp_path):
+    d = dcfg(bsds_tree, tmp_path, name="bsds500")
+    test = list_split(d, "test")
+    assert [r.key for r in test] == [f"images/test/{n}.jpg" for n in (100, 101, 102, 103)]
+    assert [r.seg_kind for r in test] == ["bsds", "bsds", "bsds", None]
+    assert test[0].seg_path.endswith("groundTruth/test/100.mat")
+    with pytest.raises(UserError, match=r"no BSDS500 train images .*this copy has: test"):
+        list_split(d, "train")
+
+
+SHARED_BSDS = SHARED / "bsds500"
+
+
+@pytest.mark.skipif(not SHARED_BSDS.is_dir(), reason="no ../shared/datasets/bsds500 here")
+def test_real_bsds500(tmp_path):
+    """The real copy: 200 test photos, each with 4-9 human annotations; object masks from them
+    cover 5-70% of the evaluation crop."""
+    from gan_colorize.cache import ImageCache
+    from gan_colorize.data import MaskedImageDataset
+    from gan_colorize.masks import MaskSampler
+    d = dcfg(SHARED_BSDS, tmp_path, name="bsds500", size=64)
+    test = list_split(d, "test")
+    assert len(test) == 200 and all(r.seg_kind == "bsds" for r in test)
+    listed = {line.split()[1] for line in (SHARED_BSDS / "MD5SUMS").read_text().splitlines()}
+    assert {r.key for r in test} | {f"groundTruth/test/{r.key[12:-4]}.mat" for r in test} <= listed
+    cache = ImageCache(d, "test", records=test[::20], progress=False)   # 10 photos: 1 s
+    assert len(cache) == 10 and cache.has_seg.all()
+    for i in range(10):
+        h, w = cache.shapes[i]
+        seg = cache.segmentation(i)
+        assert min(h, w) == 74 and seg.shape[:2] == (h, w) and 4 <= seg.shape[2] <= 9
+        assert (seg[..., 0] > 0).all()                   # every pixel is in some segment
+    ds = MaskedImageDataset(cache, MaskSampler("segmentation:1"), 64, train=False)
+    cov = [float(ds[i]["mask"].mean()) for i in range(10)]
+    assert all(0.05 <= c <= 0.70 for c in cov), cov

@@ -26,14 +26,20 @@ setup(
         "tqdm>=4.60",
         "pillow>=10",
     ],
-    # onnx: export-onnx and `gan-colorize --backend onnx`; the tests run those too
-    extras_require={"onnx": ONNX, "test": ["pytest>=7", "hypothesis>=6", "pytest-timeout>=2.1", *ONNX]},
+    extras_require={
+        # onnx: export-onnx and `gan-colorize --backend onnx`; the tests run those too
+        "onnx": ONNX,
+        "test": ["pytest>=7", "hypothesis>=6", "pytest-timeout>=2.1", *ONNX],
+        # the web demo (gan-colorize-demo); the core package never imports it
+        "demo": ["gradio>=6,<7"],
+    },
     entry_points={
         "console_scripts": [
             "gan-colorize=gan_colorize.colorize:main",
             "gan-colorize-train=gan_colorize.cli:train_main",
             "gan-colorize-evaluate=gan_colorize.evaluation:main",
             "gan-colorize-masks=gan_colorize.masks:main",
+            "gan-colorize-demo=gan_colorize.demo:main",
         ]
     },
 )

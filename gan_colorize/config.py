@@ -134,6 +134,18 @@ class ColorizeConfig:
 
 
 @dataclass
+class DemoConfig:
+    checkpoint: str = opt("", "checkpoint to colorize with; empty: the shipped default")
+    device: str = opt("auto", "auto | cpu | cuda")
+    precision: str = opt("auto", "auto (bf16 where measured faster) | fp32 | bf16; as gan-colorize's, so the two agree")
+    host: str = opt("127.0.0.1", "address to listen on; 0.0.0.0 opens the page to the whole network")
+    port: int = opt(7860, "port to listen on")
+    max_side: int = opt(2048, "a photo whose longer side is larger is shown and painted at this size (the mask is scaled up); the output keeps the photo's full size and L")
+    max_upload_mb: float = opt(25.0, "largest photo file accepted, in MB")
+    max_megapixels: float = opt(40.0, "largest photo accepted, in megapixels, read from the header before any decoding (decompression bombs)")
+
+
+@dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     masks: MaskConfig = field(default_factory=MaskConfig)
@@ -142,6 +154,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     colorize: ColorizeConfig = field(default_factory=ColorizeConfig)
+    demo: DemoConfig = field(default_factory=DemoConfig)
     preset: str = ""                 # the preset this config was built from, for run names
 
     def to_dict(self):
@@ -166,6 +179,7 @@ CHOICES = {
     "colorize.backend": ("torch", "onnx"),
     "colorize.composite": ("none", "hard"),
     "colorize.precision": ("auto", "fp32", "bf16"),
+    "demo.precision": ("auto", "fp32", "bf16"),
 }
 # Keys that were renamed: giving the old one is an error that names the new one. Saved configs
 # (checkpoints, config.json) with an old key still load, under the new name.
@@ -193,6 +207,10 @@ COLORIZE = Tool("gan-colorize", {f"--{k.replace('_', '-')}": f"colorize.{k}" for
                                  ("checkpoint", "backend", "mask", "hints", "out", "composite", "size", "batch_size",
                                   "device", "precision", "seed")},
                 flags={"--sheet": "colorize.sheet"}, positional="INPUT", sections=("colorize",))
+DEMO = Tool("gan-colorize-demo", {f"--{k.replace('_', '-')}": f"demo.{k}" for k in
+                                   ("checkpoint", "device", "precision", "host", "port", "max_side",
+                                    "max_upload_mb", "max_megapixels")},
+            sections=("demo",))
 ALIASES = TRAIN.aliases   # the training shorthands (bench and tests build training configs)
 
 _TRUE = ("1", "true", "yes", "on")
@@ -469,8 +487,8 @@ def hint_counts(text):
 
 
 def _validate_tools(cfg, need):
-    """The hint, evaluate.py and gan-colorize settings."""
-    e, c = cfg.eval, cfg.colorize
+    """The hint, evaluate.py, gan-colorize and gan-colorize-demo settings."""
+    e, c, dm = cfg.eval, cfg.colorize, cfg.demo
     need("masks.hint_p", 0 < cfg.masks.hint_p <= 1, "must be in (0, 1]")
     try:
         hint_counts(e.hints)
@@ -493,6 +511,12 @@ def _validate_tools(cfg, need):
          "is not available with --backend onnx, which runs on the CPU: use cpu or auto")
     need("colorize.precision", not onnx or c.precision in ("auto", "fp32"),
          "is not available with --backend onnx, which runs in fp32: use fp32 or auto")
+    need("demo.device", _device_ok(dm.device), "is not one of auto, cpu, cuda, cuda:N")
+    need("demo.host", bool(dm.host.strip()), "must be an address, e.g. 127.0.0.1")
+    need("demo.port", 1 <= dm.port <= 65535, "must be in [1, 65535]")
+    need("demo.max_side", 64 <= dm.max_side <= 16384, "must be in [64, 16384]")
+    for k in ("max_upload_mb", "max_megapixels"):
+        need(f"demo.{k}", math.isfinite(getattr(dm, k)) and getattr(dm, k) > 0, "must be > 0")
 
 
 def save_config(cfg, path):

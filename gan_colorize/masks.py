@@ -406,10 +406,10 @@ MASK_EXTS = (".png", ".jpg", ".jpeg")
 
 
 def resize_nearest(m, h, w):
-    """(H, W) array -> (h, w), nearest neighbour by integer index arithmetic (the source pixel
-    whose centre is nearest to each target pixel centre): exact, no image library involved.
-    Used for mask files here and for user masks in colorize.py."""
-    H, W = m.shape
+    """(H, W, ...) array -> (h, w, ...), nearest neighbour by integer index arithmetic (the source
+    pixel whose centre is nearest to each target pixel centre): exact, no image library involved.
+    Used for mask files here, for user masks in colorize.py and for the demo's painted layers."""
+    H, W = m.shape[:2]
     rows = ((2 * np.arange(h) + 1) * H) // (2 * h)
     cols = ((2 * np.arange(w) + 1) * W) // (2 * w)
     return m[rows[:, None], cols[None, :]]

@@ -143,11 +143,11 @@ def mask_layer(mask):
 
 
 def save_view(rgb, path):
-    """A view for the page: JPEG, quality 90, no chroma subsampling (colour stays where it is).
-    A PNG of a 1024x768 view takes ~10x longer to encode, and the views are only looked at; the
-    downloads are PNGs."""
+    """A view for the page: lossless WebP at the fastest setting. Lossless, because a view must
+    show exactly where colour is (JPEG rings colour up to a block, 8 px, past a strong edge);
+    WebP, because it encodes 2-5x faster than PNG at a smaller size. The downloads are PNGs."""
     from PIL import Image
-    Image.fromarray(rgb).save(path, format="JPEG", quality=90, subsampling=0)
+    Image.fromarray(rgb).save(path, format="WEBP", lossless=True, quality=0, method=0)
 
 
 def outlined(rgb, mask, hints=None):
@@ -346,7 +346,7 @@ class Demo:
     @_answering(None, None, None)
     def colorize(self, path, editor, hard):
         """(photo path, editor value, composite hard?) -> (input view, output view, [downloads],
-        message), all files. Views: JPEGs at the editing size, the mask outlined (and on the input,
+        message), all files. Views: WebP images at the editing size, the mask outlined (and on the input,
         the hints in their colour). Downloads, at the photo's full size: STEM_color.png,
         STEM_mask.png and, when hints were painted, STEM_hints.png; with them `gan-colorize
         --mask STEM_mask.png --hints STEM_hints.png [--composite hard] STEM.ext` writes the same
@@ -384,7 +384,7 @@ class Demo:
         views = (outlined(gray_view(shrink(rgb, vh, vw)), view_mask, view_hints),
                  outlined(shrink(out, vh, vw), view_mask))
         folder, files = self._write(Path(path).stem, out, mask, hints)
-        view_files = [folder / "input_view.jpg", folder / "output_view.jpg"]
+        view_files = [folder / "input_view.webp", folder / "output_view.webp"]
         for view, f in zip(views, view_files):
             save_view(view, f)
         seconds = time.perf_counter() - start

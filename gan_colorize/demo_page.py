@@ -111,6 +111,15 @@ def build(demo):
     return page
 
 
+def free_port(host="127.0.0.1"):
+    """A port that is free on `host` now (bound, then released for the server): for tests and
+    benchmarks, which must not take 7860 from a demo that is running."""
+    import socket
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
 def launch(demo, *, prevent_thread_lock=False, quiet=False, port=None):
     """Build and serve the page on the demo's host and port (or `port`) -> (page, local URL).
     With prevent_thread_lock the server runs in a thread and this returns at once (tests)."""

@@ -11,7 +11,6 @@ import argparse
 import io
 import os
 import shutil
-import socket
 import sys
 import time
 import urllib.request
@@ -56,12 +55,6 @@ def open_browser(timeout=60):
     driver.set_page_load_timeout(timeout)
     driver.set_script_timeout(timeout)
     return driver
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait(driver, what, timeout, poll=0.2):
@@ -154,7 +147,7 @@ def main(argv=None):
         sys.exit(f"error: {reason}")
     from gan_colorize.config import DemoConfig
     from gan_colorize.demo import Demo
-    from gan_colorize.demo_page import launch
+    from gan_colorize.demo_page import free_port, launch
     photo = args.photo
     demo = Demo.from_settings(DemoConfig(checkpoint=args.checkpoint, device=args.device))
     if demo.colorizer is None:

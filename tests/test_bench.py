@@ -161,3 +161,19 @@ def test_train_step_on_cuda_bf16_channels_last():
     inf = inference.measure(arch="unet11", width=0.25, size=64, batch=4, hires=128, precision="bf16",
                             device="cuda", steps=1, warmup=1, hires_steps=1)
     assert inf["channels_last"] is True and inf["images_per_s"] > 0
+
+
+def test_demo_latency_times_calls_through_the_http_api(tmp_path, capsys):
+    pytest.importorskip("gradio_client")
+    pytest.importorskip("gradio")
+    from conftest import hand_made_checkpoint
+
+    from bench import demo_latency
+    ckpt = hand_made_checkpoint(tmp_path / "c.pt", "--model.width", "0.25")
+    out = tmp_path / "lat.json"
+    demo_latency.main(["--checkpoint", str(ckpt), "--size", "64x48", "--calls", "1", "--warmup",
+                       "0", "--threads", "1", "--json", str(out)])
+    row, = _load(out)["results"]
+    assert row["size"] == "64x48" and row["calls"] == 1 and not row["hints"]
+    assert 0 < row["server_s_median"] <= row["http_s_median"]
+    assert "demo latency through the HTTP API" in capsys.readouterr().out

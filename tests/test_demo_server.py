@@ -17,7 +17,7 @@ import demo_browser  # noqa: E402  (tests/, beside this file)
 
 from gan_colorize.config import DemoConfig  # noqa: E402
 from gan_colorize.demo import Demo, gray_view  # noqa: E402
-from gan_colorize.demo_page import launch  # noqa: E402
+from gan_colorize.demo_page import free_port, launch  # noqa: E402
 
 TIMEOUT = 120   # s, for one answer of the server on a busy 2-core machine
 
@@ -30,7 +30,7 @@ def served(tmp_path_factory):
     demo = Demo.from_settings(DemoConfig(checkpoint=str(ckpt), device="cpu"))
     page = None
     try:
-        page, url = launch(demo, prevent_thread_lock=True, quiet=True, port=demo_browser.free_port())
+        page, url = launch(demo, prevent_thread_lock=True, quiet=True, port=free_port())
         yield demo, url
     finally:
         if page is not None:

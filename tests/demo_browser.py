@@ -4,8 +4,8 @@ chromedriver (Debian: apt-get install chromium chromium-driver; nothing is downl
 tests/test_demo_server.py calls `colorize_in_browser`; run as a script, the same code path
 serves the demo and writes the README's screenshot:
 
-    python tests/demo_browser.py --out docs/demo.png                  # the shipped checkpoint
-    python tests/demo_browser.py --checkpoint C --out docs/demo.png   # any other
+    python tests/demo_browser.py --hard --out docs/demo.png                  # shipped checkpoint
+    python tests/demo_browser.py --hard --checkpoint C --out docs/demo.png   # any other
 """
 import argparse
 import io
@@ -141,6 +141,7 @@ def main(argv=None):
     p.add_argument("--photo", default="", help="default: scikit-image's chelsea")
     p.add_argument("--out", default="docs/demo.png")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--hard", action="store_true", help="tick composite hard before Colorize")
     args = p.parse_args(argv)
     reason = browser_missing()
     if reason:
@@ -160,9 +161,12 @@ def main(argv=None):
     page, url = launch(demo, prevent_thread_lock=True, quiet=True, port=free_port())
     driver = open_browser()
     try:
-        colorize_in_browser(driver, url, photo, hard=False)
+        colorize_in_browser(driver, url, photo, hard=args.hard)
         driver.execute_script("window.scrollTo(0, 0)")
-        height = driver.execute_script("return document.body.scrollHeight")
+        height = driver.execute_script(   # Gradio's app may scroll inside the body
+            "return Math.max(document.body.scrollHeight, document.documentElement.scrollHeight,"
+            " ...[...document.querySelectorAll('gradio-app, .gradio-container')]"
+            ".map(e => e.scrollHeight))")
         driver.set_window_size(WINDOW[0], min(int(height) + 40, 2400))
         time.sleep(0.5)
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

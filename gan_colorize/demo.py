@@ -27,6 +27,7 @@ another shape, a bad mask spec, a checkpoint that did not load) becomes a one-li
 the page and a log line; an unexpected error also logs its traceback, on the server only.
 """
 import functools
+import inspect
 import logging
 import os
 import shlex
@@ -39,9 +40,14 @@ from pathlib import Path
 
 import numpy as np
 
+from .colorize import prepare_mask
 from .config import cli_main, one_line
 from .errors import UserError
-from .hints import ALPHA_MIN
+from .masks import resize_nearest
+
+# hints.ALPHA_MIN: a hints PNG's pixel is a hint from this alpha on; painted layers use the same
+# rule (hints.py imports torch, which `gan-colorize-demo --help` should not wait for)
+ALPHA_MIN = 128
 
 LOG = logging.getLogger("gan_colorize.demo")
 MASK_ALPHA = 176      # masks the page draws (presets, invert): see-through, yet >= ALPHA_MIN
@@ -102,8 +108,6 @@ def layer_mask(layer, h, w):
     """The mask layer -> bool (h, w): painted pixels (alpha >= 128), or, for a layer without any
     transparent pixel, a mask image read as gan-colorize reads one (luminance >= 0.5). Scaled to
     (h, w) with nearest neighbour. None (nothing painted) -> all False."""
-    from .colorize import prepare_mask
-    from .masks import resize_nearest
     if layer is None:
         return np.zeros((h, w), bool)
     check_layer_shape(layer, h, w, "mask")
@@ -118,7 +122,6 @@ def layer_hints(layer, h, w):
     """The hints layer -> uint8 (h, w, 4), a hints image as `gan-colorize --hints` reads one:
     alpha 255 and the painted colour where alpha >= 128, all 0 elsewhere (so the PNG holds
     nothing but the hints). Scaled with nearest neighbour. None, or nothing painted -> None."""
-    from .masks import resize_nearest
     if layer is None:
         return None
     check_layer_shape(layer, h, w, "hints")
@@ -170,7 +173,6 @@ def _answering(*fallback):
     that is a string names one of the handler's arguments, handed back unchanged (the editor, so
     a failed preset leaves the painting as it was)."""
     def wrap(fn):
-        import inspect
         params = list(inspect.signature(fn).parameters)
 
         @functools.wraps(fn)
@@ -291,7 +293,7 @@ class Demo:
         """Replace the mask layer with a draw of a mask family spec (masks.py grammar, e.g.
         `impa=0`, `brush`), drawn at the photo's full size from (seed, input 0), as `gan-colorize
         --mask SPEC --seed SEED` draws for its first input; the hints layer is kept."""
-        from .masks import MaskSampler, mask_rng, parse_spec, resize_nearest
+        from .masks import MaskSampler, mask_rng, parse_spec
         spec = (spec or "").strip()
         if not spec:
             raise UserError("type a mask family, e.g. impa=0, brush, blobs or rect")
@@ -336,8 +338,11 @@ class Demo:
         if not self.takes_hints:
             return []
         layers = (editor or {}).get("layers") or []
-        keep = layers[1] if len(layers) > 1 and layers[1].shape[:2] == (h, w) else None
-        return [keep if keep is not None else np.zeros((h, w, 4), np.uint8)]
+        if len(layers) < 2 or layers[1] is None:
+            return [np.zeros((h, w, 4), np.uint8)]
+        check_layer_shape(layers[1], h, w, "hints")
+        # the browser may send layers at its pixel ratio (2x on a HiDPI screen)
+        return [layers[1] if layers[1].shape[:2] == (h, w) else resize_nearest(layers[1], h, w)]
 
     def _with_mask(self, editor, on):
         layers = [mask_layer(on)] + self._kept_hints(editor, *on.shape)
@@ -372,7 +377,6 @@ class Demo:
                          "photo, which is the right answer for an empty mask. Paint the mask "
                          "layer where colour should go")
         composite = "hard" if hard else "none"
-        from .masks import resize_nearest
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             out = self.colorizer.colorize(rgb, mask.astype(np.float32), composite=composite,

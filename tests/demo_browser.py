@@ -4,8 +4,8 @@ chromedriver (Debian: apt-get install chromium chromium-driver; nothing is downl
 tests/test_demo_server.py calls `colorize_in_browser`; run as a script, the same code path
 serves the demo and writes the README's screenshot:
 
-    python tests/demo_browser.py --hard --out docs/demo.png                  # shipped checkpoint
-    python tests/demo_browser.py --hard --checkpoint C --out docs/demo.png   # any other
+    python tests/demo_browser.py --out docs/demo.png                  # the shipped checkpoint
+    python tests/demo_browser.py --checkpoint C --hard --out docs/demo.png
 """
 import argparse
 import io

@@ -43,7 +43,7 @@ import numpy as np
 from .colorize import prepare_mask
 from .config import cli_main, one_line
 from .errors import UserError
-from .masks import resize_nearest
+from .masks import MaskSampler, mask_rng, parse_spec, resize_nearest
 
 # hints.ALPHA_MIN: a hints PNG's pixel is a hint from this alpha on; painted layers use the same
 # rule (hints.py imports torch, which `gan-colorize-demo --help` should not wait for)
@@ -293,7 +293,6 @@ class Demo:
         """Replace the mask layer with a draw of a mask family spec (masks.py grammar, e.g.
         `impa=0`, `brush`), drawn at the photo's full size from (seed, input 0), as `gan-colorize
         --mask SPEC --seed SEED` draws for its first input; the hints layer is kept."""
-        from .masks import MaskSampler, mask_rng, parse_spec
         spec = (spec or "").strip()
         if not spec:
             raise UserError("type a mask family, e.g. impa=0, brush, blobs or rect")

@@ -335,11 +335,14 @@ def test_ctrl_c_guard_leaves_an_ignored_sigint_alone():
     try:
         with SafeCtrlC():
             assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        # Python's own handler, as in a foreground shell (pytest itself may have been started
+        # in the background, with SIGINT ignored)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        with SafeCtrlC() as guard:
+            assert signal.getsignal(signal.SIGINT) == guard._handle
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     finally:
         signal.signal(signal.SIGINT, old)
-    with SafeCtrlC() as guard:
-        assert signal.getsignal(signal.SIGINT) == guard._handle
-    assert signal.getsignal(signal.SIGINT) is old
 
 
 # --------------------------------------------------------------------------------- non-finite

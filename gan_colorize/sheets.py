@@ -40,9 +40,12 @@ def contact_sheet(tiles, gap=2, border=True, fill=1.0):
 
 
 def save_png(image, path):
-    """uint8 (H,W) or (H,W,3) array (or tensor) -> PNG at `path`, written atomically."""
+    """uint8 (H,W) or (H,W,3) array (or tensor) -> PNG at `path`, written atomically.
+    zlib level 1, not PIL's default 6: a 1024x768 photo encodes in 0.06 s instead of 0.25 s
+    (on a 2-core EPYC) for an 11 % larger file; the same bytes from every tool (the demo's
+    downloads equal gan-colorize's outputs)."""
     from PIL import Image
     arr = np.ascontiguousarray(np.asarray(image, dtype=np.uint8))
     buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG")
+    Image.fromarray(arr).save(buf, format="PNG", compress_level=1)
     write_atomic(path, buf.getvalue())

@@ -356,12 +356,8 @@ INTRO = ("Colorizes images only where a mask says so. Outputs <stem>_color.png a
 
 def parse_args(argv):
     """-> (cfg.colorize settings, input paths), validated; the one config parser."""
-    from .config import COLORIZE, ConfigError, parse_command_line, validate, with_alias
-    cfg, inputs = parse_command_line(argv, COLORIZE, intro=INTRO)
-    try:
-        validate(cfg, check_paths=False, training=False)
-    except ConfigError as err:
-        raise with_alias(err, COLORIZE) from None
+    from .config import COLORIZE, parse_tool
+    cfg, inputs = parse_tool(argv, COLORIZE, intro=INTRO)
     c = cfg.colorize
     for flag, value in (("--mask", c.mask), ("--out", c.out)):
         if not value:

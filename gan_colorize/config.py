@@ -394,6 +394,17 @@ def with_alias(err, tool):
     return err
 
 
+def parse_tool(argv, tool, intro=""):
+    """An inference tool's command line (gan-colorize, the demo): -> (validated Config,
+    positional arguments); a bad value is a ConfigError that names the tool's shorthand too."""
+    cfg, rest = parse_command_line(argv, tool, intro=intro)
+    try:
+        validate(cfg, check_paths=False, training=False)
+    except ConfigError as err:
+        raise with_alias(err, tool) from None
+    return cfg, rest
+
+
 def load_config(argv=(), default_preset=None, check_paths=True, tool=TRAIN):
     """Build, override and validate a training Config from command-line style arguments."""
     cfg, _ = parse_command_line(argv, tool, default_preset=default_preset)

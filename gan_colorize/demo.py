@@ -443,12 +443,8 @@ INTRO = ("Serves the interactive demo: upload a photo, paint where colour goes (
 
 def parse_args(argv):
     """-> the validated demo settings (config.DemoConfig); the one config parser."""
-    from .config import DEMO, ConfigError, parse_command_line, validate, with_alias
-    cfg, _ = parse_command_line(argv, DEMO, intro=INTRO)
-    try:
-        validate(cfg, check_paths=False, training=False)
-    except ConfigError as err:
-        raise with_alias(err, DEMO) from None
+    from .config import DEMO, parse_tool
+    cfg, _ = parse_tool(argv, DEMO, intro=INTRO)
     return cfg.demo
 
 

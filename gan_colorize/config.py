@@ -96,6 +96,8 @@ class TrainConfig:
     sample_every: int = opt(200, "steps between sample grids (samples/, TensorBoard)")
     ckpt_every: int = opt(500, "steps between numbered checkpoints")
     latest_every: int = opt(100, "steps between latest.pt writes")
+    eval_every: int = opt(1000, "steps between validations of G_ema on fixed val samples (and at the last step), logged as val/* and kept as checkpoints/best.pt; 0: never")
+    eval_samples: int = opt(200, "validation samples per dataset (per part of data.mix), spread over its val split")
     out_dir: str = opt("runs", "folder that holds the run folders")
     name: str = opt("", "run folder name; empty: <date>-<time>-<preset>")
     resume: str = opt("", "empty (a new run) | auto (the newest run of this name or preset) | a checkpoint path")
@@ -449,6 +451,8 @@ def validate(cfg, check_paths=True, training=True):
     for k in ("steps", "batch_size", "log_every", "sample_every", "ckpt_every", "latest_every",
               "max_bad_steps"):
         need(f"train.{k}", getattr(t, k) >= 1, "must be >= 1")
+    need("train.eval_every", t.eval_every >= 0, "must be >= 0 (0: no validation)")
+    need("train.eval_samples", t.eval_samples >= 1, "must be >= 1")
     need("eval.batch_size", e.batch_size >= 1, "must be >= 1")
     need("eval.max_samples", e.max_samples >= 0, "must be >= 0")
     need("loss.label_smoothing", 0 <= l.label_smoothing < 0.5, "must be in [0, 0.5)")

@@ -7,6 +7,7 @@ grids, all on rank 0).
         checkpoints/latest.pt  checkpoints/step_N.pt
 """
 import json
+import math
 import sys
 import time
 from datetime import datetime
@@ -129,6 +130,19 @@ class RunLog:
             self.pbar.set_postfix({k: f"{row[k]:.3g}" for k in self.PBAR_KEYS if k in row},
                                   refresh=False)
         return row
+
+    def write_val(self, step, row, line=None):
+        """A validation row (validation.validate) -> TensorBoard and metrics.jsonl (its own row,
+        {"step", "val/...": ...}; NaN as null), and `line` above the progress bar."""
+        if self.writer is None:
+            return
+        for k, v in row.items():
+            self.writer.add_scalar(k, v, step)
+        clean = {k: (v if math.isfinite(v) else None) for k, v in row.items()}
+        self.file.write(json.dumps({"step": step, **clean}) + "\n")
+        self.file.flush()
+        if line:
+            self.pbar.write(f"step {step}: {line}", file=sys.stderr)
 
     def image(self, sheet, step):
         """uint8 (H,W,3) sample sheet -> TensorBoard and samples/step_N.png."""

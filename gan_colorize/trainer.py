@@ -26,7 +26,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from . import checkpoint, color, data, losses
+from . import checkpoint, color, data, losses, validation
 from .config import save_config
 from .errors import UserError
 from .networks import build_discriminator, build_generator
@@ -289,6 +289,7 @@ class Position:
     batch_in_epoch: int = 0
     bad_steps: int = 0               # non-finite steps in a row
     last_saved: int | None = None    # step of the newest good checkpoint on disk
+    best_score: float = float("-inf")  # val/score of checkpoints/best.pt (validation.py)
 
     def advance(self, steps_per_epoch):
         self.step += 1
@@ -305,7 +306,8 @@ def make_state(m, cfg, pos):
         "sched_g": m.sched_g.state_dict(), "sched_d": m.sched_d.state_dict(),
         "scaler": m.scaler.state_dict(),
         "step": pos.step, "epoch": pos.epoch, "batch_in_epoch": pos.batch_in_epoch,
-        "bad_steps": pos.bad_steps, "config": cfg.to_dict(), "rng": checkpoint.rng_state(),
+        "bad_steps": pos.bad_steps, "best_score": pos.best_score,
+        "config": cfg.to_dict(), "rng": checkpoint.rng_state(),
     }
 
 
@@ -320,7 +322,8 @@ def resume(m, cfg, env, path):
     for name in ("opt_g", "opt_d", "sched_g", "sched_d", "scaler"):
         getattr(m, name).load_state_dict(state[name])
     pos = Position(state["step"], state["epoch"], state["batch_in_epoch"],
-                   state.get("bad_steps", 0), state["step"])
+                   state.get("bad_steps", 0), state["step"],
+                   float(state.get("best_score", float("-inf"))))
     if env.is_main:
         checkpoint.set_rng_state(state["rng"])
     else:
@@ -335,13 +338,17 @@ def all_finite(*modules):
     return bool(torch.stack(flags).all()) if flags else True
 
 
-def save(m, cfg, pos, ckpt_dir, numbered=False):
-    """Write latest.pt (and step_N.pt) on rank 0 (ckpt_dir None elsewhere). Inside a run of
+def save(m, cfg, pos, ckpt_dir, numbered=False, val_row=None):
+    """Write latest.pt (and step_N.pt) on rank 0 (ckpt_dir None elsewhere); with val_row (a
+    validation row), best.pt only, carrying the row as state["val"]. Inside a run of
     non-finite steps, or with non-finite weights, the state may be the very thing that diverges:
     the last good checkpoint is kept instead."""
     if ckpt_dir is None or pos.bad_steps or not all_finite(m.g, m.d, m.g_ema):
         return
     state = make_state(m, cfg, pos)
+    if val_row is not None:
+        checkpoint.save({**state, "val": val_row}, ckpt_dir / "best.pt")
+        return
     checkpoint.save(state, ckpt_dir / "latest.pt")
     if numbered:
         checkpoint.save(state, ckpt_dir / f"step_{pos.step:07d}.pt")
@@ -443,6 +450,7 @@ def train(cfg):
     if env.is_main:
         save_config(cfg, run_dir / "config.json")
         fixed = fixed_batch(cfg, env)
+        val_parts = validation.build_val_parts(cfg, env.device) if t.eval_every else None
     log = RunLog(run_dir if env.is_main else None, t.steps, pos.step)
     history, stopped_by = [], None
     try:
@@ -462,6 +470,8 @@ def train(cfg):
                                              bad_steps=pos.bad_steps))
                 if env.is_main and (pos.step % t.sample_every == 0 or last):
                     log.image(sample_sheet(m.g_ema, fixed, env), pos.step)
+                if env.is_main and t.eval_every and (pos.step % t.eval_every == 0 or last):
+                    validate(m, val_parts, cfg, env, pos, ckpt_dir, log)
                 if pos.step % t.ckpt_every == 0 or last:
                     save(m, cfg, pos, ckpt_dir, numbered=True)
                 elif pos.step % t.latest_every == 0:
@@ -481,6 +491,18 @@ def train(cfg):
     if stopped_by and env.is_main:
         print(stop_message(stopped_by, pos, ckpt_dir), file=sys.stderr)
     return TrainResult(run_dir, pos.step, history, m, stopped_by)
+
+
+def validate(m, val_parts, cfg, env, pos, ckpt_dir, log):
+    """Score G_ema on the run's fixed validation samples, log the row, and write best.pt when
+    it beats the best so far (validation.py: val/score, with val/max_leak as a bar)."""
+    row = validation.validate(m.g_ema, val_parts, env.autocast)
+    best = validation.eligible(row) and row["val/score"] > pos.best_score and not pos.bad_steps
+    if best:
+        pos.best_score = row["val/score"]
+        save(m, cfg, pos, ckpt_dir, val_row=row)
+    log.write_val(pos.step, row, validation.summary(row, val_parts, best))
+    return row
 
 
 def too_many_bad_steps(pos, ckpt_dir):

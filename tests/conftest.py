@@ -34,7 +34,8 @@ SHARED = Path(os.environ.get("GAN_COLORIZE_SHARED")
 
 TINY = ["--config", "quickstart", "--model.width", "0.25", "--data.size", "32",
         "--train.batch_size", "2", "--data.workers", "0", "--train.precision", "fp32",
-        "--train.log_every", "1", "--train.sample_every", "1000", "--train.ckpt_every", "1000"]
+        "--train.log_every", "1", "--train.sample_every", "1000", "--train.ckpt_every", "1000",
+        "--train.eval_every", "0"]
 
 
 def tiny_config(*argv, cache_dir):

@@ -6,6 +6,9 @@ group and no DDP wrapper; with torchrun every rank trains on its shard and only 
     python train.py                                   # quickstart preset on the embedded photos
     torchrun --nproc_per_node 4 train.py --config flowers17 --data.root DIR
 
+Every train.eval_every steps rank 0 scores G_ema on fixed validation samples (validation.py),
+logs the row and keeps checkpoints/best.pt.
+
 `train_step` is one optimiser step, the only one: the loop and bench/ both call it. To change
 what a step does (an R1 penalty, another loss), edit `d_step`, `g_step` or `train_step`.
 """

@@ -1,5 +1,7 @@
 """Print RESULTS.md's real-photo tables from results/real_64/<run>/<set>/metrics.json
-(written by `bash results/real_photos.sh eval`).
+(written by `bash results/real_photos.sh eval`), and the shipped run's validation curve from
+results/real_64/x6_real_hints/validation.jsonl (its metrics.jsonl's val rows, copied there by
+real_photos.sh).
 
     python results/real_tables.py [--root results/real_64]
 
@@ -108,6 +110,27 @@ def targets(root):
     return "\n".join(lines)
 
 
+def validation_curve(root, every=3000):
+    """val/score and psnr_in at 0 / 10 hints per dataset, every `every` steps and at the best."""
+    path = root / SHIPPED / "validation.jsonl"
+    if not path.is_file():
+        return f"({path} not found)"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    best = max((r for r in rows if r["val/max_leak"] <= 1.0), key=lambda r: r["val/score"])
+    parts = [k.split("/")[1] for k in rows[0] if k.endswith("/gray_psnr_in")]
+    head = "| step | val/score | " + " | ".join(f"{p} @0 / @10 (gray)" for p in parts) + " | max leak |"
+    lines = [head, "| ---: | ---: | " + " | ".join("---:" for _ in parts) + " | ---: |"]
+    for r in rows:
+        if r["step"] % every and r is not best and r is not rows[-1]:
+            continue
+        cells = [f"{r[f'val/{p}/psnr_in@0']:.2f} / {r[f'val/{p}/psnr_in@10']:.2f} ({r[f'val/{p}/gray_psnr_in']:.2f})"
+                 for p in parts]
+        mark = " (best.pt)" if r is best else ""
+        lines.append(f"| {r['step']}{mark} | {r['val/score']:+.2f} | " + " | ".join(cells)
+                     + f" | {r['val/max_leak']:.2f} |")
+    return "\n".join(lines)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--root", default=str(Path(__file__).resolve().parent / "real_64"))
@@ -118,6 +141,8 @@ def main():
         print()
     print("#### Targets (shipped model)\n")
     print(targets(root))
+    print("\n#### Validation while training (x6, fixed val samples, bf16)\n")
+    print(validation_curve(root))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import colourful
+from conftest import TINY, colourful
 from gan_colorize import checkpoint, losses, trainer
 from gan_colorize.cli import train_main
 from gan_colorize.config import load_config, one_line
@@ -27,9 +27,6 @@ from gan_colorize.errors import UserError
 from gan_colorize.interrupt import SafeCtrlC
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["--config", "quickstart", "--model.width", "0.25", "--data.size", "32",
-        "--train.batch_size", "2", "--data.workers", "0", "--train.precision", "fp32",
-        "--train.log_every", "1", "--train.sample_every", "1000", "--train.ckpt_every", "1000"]
 ENV = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1")
 
 

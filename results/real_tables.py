@@ -14,8 +14,9 @@ import json
 import math
 from pathlib import Path
 
-RUNS = {"x5_unet11_hints_10k": "x5 (Flowers17 only)", "x6_real_hints": "x6 (real-photo mix, shipped)"}
-SHIPPED, REFERENCE = "x6_real_hints", "x5_unet11_hints_10k"
+RUNS = {"x5_unet11_hints_10k": "x5 (Flowers17 only)", "x6_real_hints": "x6 (real-photo mix)",
+        "x7_meanfit": "x7 (x6 + mean fit, shipped)"}
+SHIPPED, REFERENCE = "x7_meanfit", "x5_unet11_hints_10k"
 SETS = {
     "flowers17_impa": "Flowers17 test, impa masks (every image x each of the 10)",
     "flowers17_heldout": "Flowers17 test, held-out families (superpixels + blobs)",
@@ -110,9 +111,9 @@ def targets(root):
     return "\n".join(lines)
 
 
-def validation_curve(root, every=3000):
+def validation_curve(root, run, every=3000):
     """val/score and psnr_in at 0 / 10 hints per dataset, every `every` steps and at the best."""
-    path = root / SHIPPED / "validation.jsonl"
+    path = root / run / "validation.jsonl"
     if not path.is_file():
         return f"({path} not found)"
     rows = [json.loads(line) for line in path.read_text().splitlines()]
@@ -141,8 +142,9 @@ def main():
         print()
     print("#### Targets (shipped model)\n")
     print(targets(root))
-    print("\n#### Validation while training (x6, fixed val samples, bf16)\n")
-    print(validation_curve(root))
+    for run, every in (("x6_real_hints", 3000), ("x7_meanfit", 1000)):
+        print(f"\n#### Validation while training: {RUNS[run]} (fixed val samples, bf16)\n")
+        print(validation_curve(root, run, every))
 
 
 if __name__ == "__main__":

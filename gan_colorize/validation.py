@@ -24,6 +24,7 @@ information over leaving the image gray, everywhere it is asked, without spillin
 outside the mask. psnr_in punishes wrong colour more than no colour, so a model that paints
 unknown things with confident wrong colours loses to one that leaves them gray.
 """
+import dataclasses
 import math
 from typing import NamedTuple
 
@@ -51,15 +52,14 @@ class ValPart(NamedTuple):
     gray_psnr_in: float
 
 
-def hint_counts(cfg):
+def scored_counts(cfg):
+    """The hint counts a run's validation scores: VAL_HINTS for a hint model, else (0,)."""
     return VAL_HINTS if cfg.model.hints else (0,)
 
 
 def build_val_parts(cfg, device, samples=None):
     """-> [ValPart], one per dataset of the run, from its val split: `samples` (default
     train.eval_samples) items spread evenly over the split (all of them when it has fewer)."""
-    import dataclasses
-
     from . import data
     from .hints import batch_fixed_hints
     from .mixture import data_parts
@@ -75,7 +75,7 @@ def build_val_parts(cfg, device, samples=None):
         gray, ab_real = color.rgb_uint8_to_model(batch["rgb"].to(device))
         mask = batch["mask"].to(device)
         hints = {c: (batch_fixed_hints(ab_real, mask, picks, c, cfg.eval.seed) if cfg.model.hints else ())
-                 for c in hint_counts(cfg)}
+                 for c in scored_counts(cfg)}
         gray_scores = _scores(gray, ab_real, mask, torch.zeros_like(ab_real))
         out.append(ValPart(part.label, gray, ab_real, mask, hints,
                            _nanmean(gray_scores["psnr_in"])))

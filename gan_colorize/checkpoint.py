@@ -122,6 +122,33 @@ def load_into(model, state_dict, what, config_diff=()):
     model.load_state_dict(state_dict)
 
 
+def grow_into(model, state_dict):
+    """Load `state_dict` into `model`, where the model may have grown: a tensor of the same shape
+    is copied; one whose dim 1 (a conv's input channels) grew is copied into its first channels
+    and the new ones set to 0, so the new inputs start with no effect; a parameter the checkpoint
+    lacks keeps its own init. Any other difference -> CheckpointError. -> list of the grown and
+    kept names."""
+    own = model.state_dict()
+    changed, bad = [], [k for k in state_dict if k not in own]
+    with torch.no_grad():
+        for k, v in own.items():
+            src = state_dict.get(k)
+            if src is None:
+                changed.append(f"{k} (new)")
+            elif src.shape == v.shape:
+                v.copy_(src)
+            elif (src.dim() == v.dim() >= 2 and src.shape[0] == v.shape[0]
+                  and src.shape[2:] == v.shape[2:] and src.shape[1] < v.shape[1]):
+                v.zero_()
+                v[:, :src.shape[1]].copy_(src)
+                changed.append(f"{k} ({src.shape[1]} -> {v.shape[1]} inputs)")
+            else:
+                bad.append(f"{k}: checkpoint {tuple(src.shape)} vs model {tuple(v.shape)}")
+    if bad:
+        raise CheckpointError("cannot grow the model from this checkpoint: " + ", ".join(bad[:8]))
+    return changed
+
+
 def config_diff(saved, current, sections=("model",)):
     """['model.width: 0.5 (checkpoint) vs 1.0 (now)', ...] for the given config sections."""
     out = []

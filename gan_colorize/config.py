@@ -34,7 +34,7 @@ def opt(default, help):
 
 @dataclass
 class DataConfig:
-    name: str = opt("samples", "dataset: samples (embedded photos) | flowers17 | flowers102 | folder | bsds500")
+    name: str = opt("samples", "dataset: samples (embedded photos) | flowers17 | flowers102 | folder (split by path hash) | split_folders (root/train, root/test, root/val or val from train by hash) | bsds500")
     root: str = opt("", "dataset folder; unused by samples")
     mix: str = opt("", "train on a weighted mixture instead: NAME=ROOT:WEIGHT,... e.g. flowers102=DIR:3,folder=DIR:1; each part keeps its own splits and cache, evaluate.py scores each on its own")
     flowers102_split: str = opt("official", "flowers102: official (train 1020 / val 1020 / test 6149) | train+test (train on the official train + test ids, 7169; val and test are the official val, 1020); both leave out of train the images that repeat Flowers17 ones")
@@ -42,7 +42,7 @@ class DataConfig:
     cache_dir: str = opt("~/.cache/gan_colorize", "where the decoded uint8 image cache is kept")
     workers: int = opt(2, "DataLoader worker processes per training process")
     min_ab_range: float = opt(5.0, "images whose ab range (Lab units) is below this are left out as gray")
-    val_fraction: float = opt(0.1, "folder datasets: share of images (by path hash) for val")
+    val_fraction: float = opt(0.1, "folder datasets: share of images (by path hash) for val; split_folders without val/: the share of train/")
     test_fraction: float = opt(0.1, "folder datasets: share of images (by path hash) for test")
 
 
@@ -61,6 +61,7 @@ class ModelConfig:
     width: float = opt(1.0, "channel multiplier for G and D")
     spectral_norm: bool = opt(False, "spectral normalisation on every layer of D (and no norm layers)")
     hints: bool = opt(False, "colour hints: G and D also see hint_ab and hint_mask (what colour, where)")
+    hint_fill: str = opt("none", "hint models: none | input: G also sees the hints spread over the mask (hint_fill.pushpull) and how near a hint is | residual: as input, and G's colour adds to that fill through a learned gain that starts at 0")
 
 
 @dataclass
@@ -101,6 +102,7 @@ class TrainConfig:
     out_dir: str = opt("runs", "folder that holds the run folders")
     name: str = opt("", "run folder name; empty: <date>-<time>-<preset>")
     resume: str = opt("", "empty (a new run) | auto (the newest run of this name or preset) | a checkpoint path")
+    init_from: str = opt("", "a new run starts from this checkpoint's weights (G and G_ema from its g_ema, or g; D from its d when it has one), not its step or optimiser; inputs the new model adds (model.hint_fill) start at zero weight; ignored on resume")
     max_bad_steps: int = opt(20, "stop after this many steps in a row with non-finite losses")
 
 
@@ -115,6 +117,7 @@ class EvalConfig:
     max_samples: int = opt(0, "score only the first N samples; 0 = the whole split")
     size: int = opt(0, "evaluation crop side in px; 0 = data.size")
     hints: str = opt("0", "hint counts to score, each on the same samples and masks, e.g. 0,1,2,5,10,20 (hint models)")
+    baselines: str = opt("mean,nearest,levin", "hint baselines scored beside a hint model at each hint count > 0 (hint_fill.py): any of mean, nearest, levin, comma-separated; empty: none")
     device: str = opt("auto", "auto | cpu | cuda")
     precision: str = opt("fp32", "fp32 (default: exact, reproducible numbers) | auto | bf16")
 
@@ -164,11 +167,12 @@ class Config:
 
 
 CHOICES = {
-    "data.name": ("samples", "flowers17", "flowers102", "folder", "bsds500"),
+    "data.name": ("samples", "flowers17", "flowers102", "folder", "split_folders", "bsds500"),
     "data.flowers102_split": ("official", "train+test"),
     "masks.pairing": ("random", "all"),
     "model.generator": ("unet11", "seed"),
     "model.discriminator": ("patch", "seed"),
+    "model.hint_fill": ("none", "input", "residual"),
     "loss.adversarial": ("vanilla", "lsgan", "hinge"),
     "loss.real_target": ("partial", "full"),
     "loss.mask_loss": ("l2", "huber"),
@@ -183,6 +187,8 @@ CHOICES = {
     "colorize.precision": ("auto", "fp32", "bf16"),
     "demo.precision": ("auto", "fp32", "bf16"),
 }
+# eval.baselines: the hint fills without learning that evaluate.py scores (hint_fill.py)
+HINT_BASELINES = ("mean", "nearest", "levin")
 # Keys that were renamed: giving the old one is an error that names the new one. Saved configs
 # (checkpoints, config.json) with an old key still load, under the new name.
 RENAMED = {"masks.eval": "masks.preview"}
@@ -442,6 +448,8 @@ def validate(cfg, check_paths=True, training=True):
     need("data.test_fraction", 0 <= d.test_fraction < 1 and d.val_fraction + d.test_fraction < 1,
          "must be in [0, 1) with val_fraction + test_fraction < 1")
     need("model.width", 0 < cfg.model.width <= 8, "must be in (0, 8]")
+    need("model.hint_fill", cfg.model.hint_fill == "none" or cfg.model.hints,
+         "needs model.hints true (it spreads the hints)")
     for k in ("lr_g", "lr_d"):
         need(f"train.{k}", math.isfinite(getattr(t, k)) and getattr(t, k) > 0, "must be > 0")
     for k in ("beta1", "beta2"):
@@ -471,6 +479,8 @@ def validate(cfg, check_paths=True, training=True):
                 check_roots(d.mix)
         except MixSpecError as err:
             raise ConfigError(f"data.mix: {err}") from None
+    if t.init_from and check_paths:
+        need("train.init_from", os.path.isfile(os.path.expanduser(t.init_from)), "is not a file")
     if t.resume not in ("", "auto") and check_paths:
         need("train.resume", os.path.isfile(t.resume), "is not a file (use auto or a checkpoint path)")
 
@@ -511,6 +521,8 @@ def _validate_tools(cfg, need):
     except ValueError:
         counts_ok = False
     need("eval.hints", counts_ok, "must be distinct hint counts >= 0, e.g. 0,1,2,5,10,20")
+    need("eval.baselines", all(b.strip() in HINT_BASELINES for b in e.baselines.split(",") if b.strip()),
+         f"must be a comma-separated list of {', '.join(HINT_BASELINES)} (or empty)")
     need("eval.device", _device_ok(e.device), "is not one of auto, cpu, cuda, cuda:N")
     need("colorize.device", _device_ok(c.device), "is not one of auto, cpu, cuda, cuda:N")
     need("colorize.size", c.size == 0 or 32 <= c.size <= 8192, "must be 0 or in [32, 8192]")

@@ -22,11 +22,14 @@ Sources, all scored by metrics.compute_metrics on the same samples and masks:
   model   G_ema's RAW output ab (no compositing with the mask), with the input L
   gray    ab = 0 everywhere (leak 0, fill 0)
   oracle  the desired image, ab_true * mask (leak 0; the ceiling of every in-mask score)
+  mean, nearest, levin  (hint models, each hint count > 0, eval.baselines) the same hints spread
+          over the mask without learning (hint_fill.py): the floor a hint model must beat
 fp32 by default on every device (eval.precision: exact, reproducible numbers); --precision auto
 or bf16 trades that for speed.
 
 Written to --out (default <run_dir>/eval/<split>-<masks-slug>):
   metrics.json   {"results": {source: {"overall"|family: {metric: value, "n": count}}},
+                  "by_hints": {count: the model's groups}, "baselines": {name: {count: groups}},
                   "checkpoint", "step", "split", "masks", "seed", "size", "pairing",
                   "n_samples", "families", "device", "precision", "extras", "config"};
                   undefined values (e.g. leak under a full mask) are null
@@ -238,6 +241,7 @@ def evaluate(ckpt, cfg, state, out_dir, device=None, precision=None, progress=Tr
     from .runtime import autocast, resolve_device, resolve_precision
     from .sheets import sheet_tiles
     from .config import hint_counts
+    from .hint_fill import baseline_fills
     from .hints import batch_fixed_hints
     from .metrics import METRIC_NAMES, MetricAccumulator, compute_metrics, hint_err
 
@@ -265,6 +269,8 @@ def evaluate(ckpt, cfg, state, out_dir, device=None, precision=None, progress=Tr
     hinted = bool(cfg.model.hints)
     accs = {s: MetricAccumulator() for s in SOURCES}
     by_hints = {c: MetricAccumulator() for c in counts}
+    base_names = [b.strip() for b in e.baselines.split(",") if b.strip()]
+    base_accs = {}   # (baseline, hint count) -> MetricAccumulator
     per_sample, tiles = [], []
     # sheet rows spread over the whole split (its classes, and with pairing=all its masks)
     n_total = len(loader.sampler)
@@ -280,19 +286,23 @@ def evaluate(ckpt, cfg, state, out_dir, device=None, precision=None, progress=Tr
             mask = batch["mask"].to(dev)
             fams = [families[f] for f in batch["family"].tolist()]
             gray, ab_real = color.rgb_uint8_to_model(rgb)
-            outs, hint_sets = [], []
+            outs, hint_sets, fills = [], [], []
             for c in counts:   # the same samples and masks for every hint count
                 hints = batch_fixed_hints(ab_real, mask, index, c, e.seed) if hinted else ()
                 with autocast(dev, amp):
                     outs.append(g(gray, mask, *hints).float())
                 hint_sets.append(hints)
+                if hinted and c > 0:   # the hint baselines: the same hints, no learning
+                    fills += [((name, c), fill) for name, fill in
+                              baseline_fills(gray, *hints, mask, names=base_names).items()]
             ab = {"model": outs[0], "gray": torch.zeros_like(ab_real), "oracle": ab_real * mask}
             lab_true = color.model_to_lab(gray, ab_real)
             rgb_desired = color.model_to_rgb(gray, ab["oracle"])
             # one call for every output: the metric code's fixed costs are per call
-            nb, n_out = len(index), len(counts) + 2
+            nb, n_out = len(index), len(counts) + 2 + len(fills)
             lab_out = color.model_to_lab(gray.repeat(n_out, 1, 1, 1),
-                                         torch.cat(outs + [ab["gray"], ab["oracle"]]))
+                                         torch.cat(outs + [ab["gray"], ab["oracle"]]
+                                                   + [f for _, f in fills]))
             m_all = compute_metrics(lab_out, lab_true.repeat(n_out, 1, 1, 1),
                                     mask.repeat(n_out, 1, 1, 1))
             for k, c in enumerate(counts):
@@ -307,6 +317,9 @@ def evaluate(ckpt, cfg, state, out_dir, device=None, precision=None, progress=Tr
                     per_sample.append({"index": i, "key": _sample_key(ds, i), "family": fams[j],
                                        "hints": c, "coverage": cov[j],
                                        **{col: v[j] for col, v in cols.items()}})
+            for k, (key, _) in enumerate(fills, len(counts) + 2):
+                base_accs.setdefault(key, MetricAccumulator()).update(
+                    {name: v[k * nb:(k + 1) * nb] for name, v in m_all.items()}, fams)
             for k, s in enumerate(SOURCES):
                 kk = 0 if s == "model" else len(counts) + k - 1
                 m = {name: v[kk * nb:(kk + 1) * nb] for name, v in m_all.items()}
@@ -349,6 +362,8 @@ def evaluate(ckpt, cfg, state, out_dir, device=None, precision=None, progress=Tr
         "metrics": list(METRIC_NAMES) + (["hint_err"] if hinted else []) + extras,
         "extras": extras, "hints": counts,
         "results": results, "by_hints": {str(c): by_hints[c].summary() for c in counts},
+        "baselines": {b: {str(c): base_accs[(b, c)].summary() for c in counts if (b, c) in base_accs}
+                      for b in base_names},
         "config": cfg.to_dict(),
     }
     _write(out_dir, report, per_sample, tiles, cfg)
@@ -389,6 +404,8 @@ def _write(out_dir, report, per_sample, tiles, cfg):
             w.writerow(["source", "group", "n", "hints", *metrics])
             rows = [("model", c, groups) for c, groups in report["by_hints"].items()]
             rows += [(s, "", report["results"][s]) for s in SOURCES if s != "model"]
+            rows += [(b, c, groups) for b, by_c in report.get("baselines", {}).items()
+                     for c, groups in by_c.items()]
             for source, hints, groups in rows:
                 for group, vals in groups.items():
                     w.writerow([source, group, vals["n"], hints,
@@ -425,6 +442,8 @@ def format_table(report, metrics=TABLE_METRICS):
     for c in report.get("hints", [0])[1:]:
         groups = report["by_hints"][str(c)]
         rows += [(f"model@{c}", f, groups[f]) for f in groups if f == "overall" or len(fams) > 1]
+        rows += [(f"{b}@{c}", "overall", by_c[str(c)]["overall"])
+                 for b, by_c in report.get("baselines", {}).items() if str(c) in by_c]
     head = f"{'source':<9} {'group':<12} {'n':>6} " + " ".join(f"{c:>12}" for c in cols)
     lines = [head, "-" * len(head)]
     for s, grp, vals in rows:

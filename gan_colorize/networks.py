@@ -119,8 +119,11 @@ import torch.nn.functional as F
 from torch.nn.utils.parametrizations import spectral_norm
 
 from .errors import UserError
+from .hint_fill import pushpull
 
 GENERATORS = ("unet11", "seed")
+HINT_FILLS = ("none", "input", "residual")
+FILL_MAX = 0.99   # |fill| is clamped here before atanh (ab/110 rarely passes 0.9)
 DISCRIMINATORS = ("patch", "seed")
 MULTIPLE = 32  # 2**5, five stride-2 levels in the generator
 
@@ -300,7 +303,7 @@ class Generator(nn.Module):
     """11-layer encoder-decoder; `kind` 'unet11' (concat skips, resize-conv, GroupNorm) or
     'seed' (the study's: additive skips, ConvTranspose, BatchNorm). See the module docstring."""
 
-    def __init__(self, kind="unet11", width=1.0, hints=False):
+    def __init__(self, kind="unet11", width=1.0, hints=False, hint_fill="none"):
         super().__init__()
         if kind not in GENERATORS:
             raise UserError(f"unknown generator {kind!r}; choose one of {', '.join(GENERATORS)}")
@@ -308,13 +311,24 @@ class Generator(nn.Module):
         seed = kind == "seed"
         stem = scaled(16, width)
         self.hints = bool(hints)
+        if hint_fill not in HINT_FILLS or (hint_fill != "none" and not hints):
+            raise UserError(f"hint_fill {hint_fill!r}: one of {', '.join(HINT_FILLS)}, and not "
+                            f"'none' only with hints")
+        self.hint_fill = hint_fill
         c = [(3 if hints else 2) * stem] + [scaled(x, width) for x in (64, 128, 256, 512, 512)]  # s, e2..e6
 
         # Layer 1: one stem per input; a new input adds a stem here and widens c[0].
         self.stem_gray = nn.Conv2d(1, stem, 3, 1, 1, bias=not seed)
         self.stem_mask = nn.Conv2d(1, stem, 3, 1, 1, bias=not seed)
-        # colour hints (model.hints): hint_ab and hint_mask through a third stem of their own
-        self.stem_hint = nn.Conv2d(3, stem, 3, 1, 1, bias=not seed) if hints else None
+        # colour hints (model.hints): hint_ab and hint_mask through a third stem of their own;
+        # with model.hint_fill also the fill of the hints over the mask and its nearness
+        n_hint = 3 + (3 if hint_fill != "none" else 0)
+        self.stem_hint = nn.Conv2d(n_hint, stem, 3, 1, 1, bias=not seed) if hints else None
+        # residual: ab = tanh(colour + fill_gain * atanh(fill)) * gate; the gain starts at 0, so
+        # a model grown from one without the fill (train.init_from) starts where that one was
+        self.fill_gain = nn.Parameter(torch.zeros(())) if hint_fill == "residual" else None
+        if hint_fill == "residual" and seed:
+            raise UserError("hint_fill residual needs the unet11 generator (its gated output)")
         # seed: one BatchNorm module for both stems, as the study; unet11: none (docstring)
         self.stem_norm = nn.BatchNorm2d(stem) if seed else nn.Identity()
         self.stem_act = nn.LeakyReLU(0.1 if seed else 0.2, inplace=True)
@@ -358,7 +372,15 @@ class Generator(nn.Module):
             if hint_ab.shape[1:] != (2, *gray.shape[2:]) or hint_mask.shape != gray.shape:
                 raise ValueError(f"hint shapes {tuple(hint_ab.shape)}, {tuple(hint_mask.shape)} do "
                                  f"not match gray {tuple(gray.shape)}")
-            stems.append(self._stem(self.stem_hint, torch.cat([hint_ab, hint_mask], 1).to(gray.dtype)))
+            hint_in = [hint_ab, hint_mask]
+            if self.hint_fill != "none":
+                # in float32 whatever the autocast: the pyramid's cell means are small counts
+                with torch.autocast(gray.device.type, enabled=False):
+                    m = mask.float()
+                    fill, near = pushpull(hint_ab.float() * hint_mask.float(), hint_mask.float() * m)
+                    fill, near = fill * m, near * m
+                hint_in += [fill, near]
+            stems.append(self._stem(self.stem_hint, torch.cat(hint_in, 1).to(gray.dtype)))
         elif hint_ab is not None or hint_mask is not None:
             raise ValueError("this generator was built without hint inputs (model.hints off)")
         s = torch.cat(stems, 1)
@@ -373,7 +395,10 @@ class Generator(nn.Module):
         if seed:
             return self.out(h)
         y = self.out(h, s)
-        return torch.tanh(y[:, :2]) * torch.sigmoid(y[:, 2:])
+        colour = y[:, :2]
+        if self.fill_gain is not None:
+            colour = colour + self.fill_gain * torch.atanh(fill.clamp(-FILL_MAX, FILL_MAX)).to(colour.dtype)
+        return torch.tanh(colour) * torch.sigmoid(y[:, 2:])
 
 
 class Discriminator(nn.Module):
@@ -448,7 +473,8 @@ def _model_width(model_cfg):
 
 def build_generator(model_cfg):
     """Generator from a config with .generator ('unet11'|'seed') and .width."""
-    return Generator(model_cfg.generator, _model_width(model_cfg), bool(model_cfg.hints))
+    return Generator(model_cfg.generator, _model_width(model_cfg), bool(model_cfg.hints),
+                     getattr(model_cfg, "hint_fill", "none"))
 
 
 def build_discriminator(model_cfg, size):

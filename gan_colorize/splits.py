@@ -27,6 +27,10 @@ Sources (`data.name`) and their split rules:
   and folders skipped). u = int(sha1(relative posix path)[:15], 16) / 16**15 in [0,1):
   test if u < data.test_fraction, val if u < data.test_fraction + data.val_fraction, else train.
   A folder with fewer than SMALL_FOLDER images uses all of them for every split (with a warning).
+- `split_folders` a folder whose first level names the split: root/train/**, root/test/** and
+  root/val/** (images found as `folder` finds them). Without a val/ folder, val is drawn from
+  train by the same path hash as `folder` (the share data.val_fraction; train keeps the rest),
+  so the published test folder stays untouched, e.g. ../shared/datasets/intel_scenes.
 - `samples`    the 5 colour photos bundled inside scikit-image (astronaut, chelsea, coffee,
   rocket, the left stereo_motorcycle view), read straight from its data folder: no network.
   Every split is all 5 photos: it is a smoke-test / demo dataset, not a benchmark.
@@ -187,7 +191,7 @@ def _bsds500(root, split):
     return out
 
 
-def _folder(root, split, val_fraction, test_fraction):
+def _images_under(root):
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
@@ -195,6 +199,27 @@ def _folder(root, split, val_fraction, test_fraction):
             if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS):
                 path = os.path.join(dirpath, f)
                 found.append(Record(path, os.path.relpath(path, root).replace(os.sep, "/")))
+    return found
+
+
+def _split_folders(root, split, val_fraction):
+    def records(sub):
+        folder = os.path.join(root, sub)
+        if not os.path.isdir(folder):
+            raise UserError(f"data.name=split_folders: {root} has no {sub}/ folder")
+        return [Record(r.path, f"{sub}/{r.key}") for r in _images_under(folder)]
+
+    has_val = os.path.isdir(os.path.join(root, "val"))
+    if split == "test" or (split == "val" and has_val):
+        return records(split)
+    train = records("train")
+    if has_val:
+        return train
+    return [r for r in train if (_hash_unit(r.key) < val_fraction) == (split == "val")]
+
+
+def _folder(root, split, val_fraction, test_fraction):
+    found = _images_under(root)
     if not found:
         raise UserError(f"data.root {root} holds no images "
                         f"({'/'.join(e.lstrip('.') for e in IMAGE_EXTENSIONS)})")
@@ -231,6 +256,8 @@ def list_split(cfg_data, split):
         records = _flowers102(_root(cfg_data), split, cfg_data.flowers102_split)
     elif name == "bsds500":
         records = _bsds500(_root(cfg_data), split)
+    elif name == "split_folders":
+        records = _split_folders(_root(cfg_data), split, cfg_data.val_fraction)
     elif name == "folder":
         records = _folder(_root(cfg_data), split, cfg_data.val_fraction, cfg_data.test_fraction)
     else:

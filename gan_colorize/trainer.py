@@ -314,9 +314,28 @@ def make_state(m, cfg, pos):
     }
 
 
+def init_from(m, path, log=print):
+    """A fresh run's weights from another checkpoint (train.init_from): G and G_ema from its
+    g_ema (or g), D from its d when it has one; grown inputs start at zero (checkpoint.grow_into)."""
+    state = checkpoint.load(path, map_location="cpu")
+    src = state.get("g_ema", state.get("g"))
+    if src is None:
+        raise UserError(f"train.init_from: {path} holds no generator weights")
+    grown = checkpoint.grow_into(m.g, src)
+    m.g_ema.load_state_dict(m.g.state_dict())
+    if "d" in state:
+        grown += [f"D {x}" for x in checkpoint.grow_into(m.d, state["d"])]
+    log(f"init_from {path}: G{' and D' if 'd' in state else ''} loaded"
+        + (f"; new or grown: {', '.join(grown)}" if grown else ""))
+
+
 def resume(m, cfg, env, path):
-    """Load the checkpoint at `path` (None: a fresh start) into m and the RNGs -> Position."""
+    """Load the checkpoint at `path` (None: a fresh start, from train.init_from's weights when
+    set) into m and the RNGs -> Position."""
     if path is None:
+        if cfg.train.init_from:
+            init_from(m, os.path.expanduser(cfg.train.init_from),
+                      log=print if env.is_main else lambda *a: None)
         return Position()
     state = checkpoint.load(path, map_location="cpu")
     diff = checkpoint.config_diff(state.get("config", {}), cfg.to_dict())

@@ -4,6 +4,7 @@ the repository."""
 import importlib.util
 import os
 import shutil
+import site
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,15 @@ def _can_build_wheels_offline():
         importlib.util.find_spec("setuptools.command.bdist_wheel") or importlib.util.find_spec("wheel"))
 
 
+def _outer_site_dirs():
+    """The running interpreter's site-packages folders (a venv's own, and the base ones when it
+    sees them), where its torch, numpy, PIL, pip ... are installed."""
+    dirs = list(site.getsitepackages())
+    if site.ENABLE_USER_SITE and site.getusersitepackages():
+        dirs.append(site.getusersitepackages())
+    return [d for d in dict.fromkeys(dirs) if os.path.isdir(d)]
+
+
 def _run(cmd, cwd, env, timeout=240):
     proc = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=timeout)
@@ -34,7 +44,13 @@ def _run(cmd, cwd, env, timeout=240):
 def test_wheel_install_ships_the_default_checkpoint(tmp_path):
     """About 20 s: pip wheel --no-build-isolation (no index needed), a venv that sees this
     interpreter's packages (torch is not downloaded again), pip install --no-deps of the wheel,
-    then gan-colorize without --checkpoint from a folder outside the repository."""
+    then gan-colorize without --checkpoint from a folder outside the repository.
+
+    The venv sees them through a .pth file listing this interpreter's site-packages, not through
+    --system-site-packages: a venv made by a venv's python with that flag sees the *base*
+    interpreter's site-packages, not the venv's, so it would miss what is installed here.
+    Plain paths in a .pth are appended after the venv's own site-packages (and .pth files in them
+    are not run), so the wheel's copy of gan_colorize is the one imported."""
     src = tmp_path / "src"            # a copy: an in-tree build would leave build/ in the checkout
     src.mkdir()
     for name in ("setup.py", "README.md"):
@@ -51,8 +67,11 @@ def test_wheel_install_ships_the_default_checkpoint(tmp_path):
           tmp_path / "dist", src], work, env)
     wheel, = (tmp_path / "dist").glob("gan_colorize-*.whl")
     venv = tmp_path / "venv"
-    _run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", venv], work, env)
+    _run([sys.executable, "-m", "venv", "--without-pip", venv], work, env)
     py = venv / "bin" / "python"
+    purelib = _run([py, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                   work, env).stdout.strip()
+    (Path(purelib) / "outer_site.pth").write_text("".join(f"{d}\n" for d in _outer_site_dirs()))
     _run([py, "-m", "pip", "install", "--no-deps", wheel], work, env)  # pip from the outer site
 
     where = _run([py, "-c", "import gan_colorize.colorize as c; print(c.__file__); "

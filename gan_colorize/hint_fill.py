@@ -13,8 +13,8 @@ The baselines (evaluate.py scores each beside the model, on the same samples, ma
   nearest  every masked pixel gets the colour of the nearest hinted pixel (Euclidean)
   levin    Levin, Lischinski and Weiss 2004, "Colorization using optimization": the colour of
            each masked pixel is the weighted mean of its 8 masked neighbours', with weights
-           exp(-(Y_r - Y_s)^2 / (2 var_r)) from the lightness Y (var_r: its variance over the
-           3x3 window), and the hinted pixels fixed: one sparse linear solve per image. A tiny
+           exp(-(Y_r - Y_s)^2 / s_r) from the lightness Y in [0,1] (s_r: 0.6 x the variance of
+           Y over the 3x3 window, as in the authors' code), and the hinted pixels fixed: one sparse linear solve per image. A tiny
            pull (LEVIN_PULL) towards the hints' mean colour makes every system non-singular, so a
            region of the mask with no hint gets that mean.
 
@@ -33,8 +33,8 @@ import torch.nn.functional as F
 from .config import HINT_BASELINES as BASELINES
 
 PYRAMID_LEVELS = 5      # 2x2 averages; G's inputs are multiples of 32 = 2**5
-LEVIN_PULL = 1e-4       # weight of the pull towards the hints' mean colour (levin)
-LEVIN_VAR_MIN = 2e-4    # floor of the window variance of Y in [0,1] (flat regions)
+LEVIN_PULL = 1e-6       # weight of the pull towards the hints' mean colour (levin)
+LEVIN_VAR_MIN = 2e-6    # floor of sigma^2 of Y in [0,1] (flat regions), as the authors' code
 
 
 def _check(hint_ab, hint_mask, mask):
@@ -123,9 +123,14 @@ def _levin(ab, hit, inside, gray):
     ys = np.stack([pad_y[1 + dy:1 + dy + h, 1 + dx:1 + dx + w] for dy, dx in shifts])
     ok = np.stack([pad_in[1 + dy:1 + dy + h, 1 + dx:1 + dx + w] for dy, dx in shifts])
     nb = np.stack([pad_idx[1 + dy:1 + dy + h, 1 + dx:1 + dx + w] for dy, dx in shifts])
+    # the authors' code (getColorExact.m): sigma^2 = 0.6 x the window's variance, but at least
+    # what gives the most similar neighbour a weight of 0.01, and at least 2e-6
     window = np.concatenate([ys, y[None]])
-    var = np.maximum(window.var(0), LEVIN_VAR_MIN)
-    wts = np.exp(-(ys - y[None]) ** 2 / (2 * var[None])) * ok
+    d2 = (ys - y[None]) ** 2
+    d2_min = np.where(ok, d2, np.inf).min(0)
+    d2_min = np.where(np.isfinite(d2_min), d2_min, 0)
+    sig = np.maximum(np.maximum(0.6 * window.var(0), -d2_min / np.log(0.01)), LEVIN_VAR_MIN)
+    wts = np.exp(-d2 / sig[None]) * ok
     wts /= np.maximum(wts.sum(0, keepdims=True), 1e-12)
 
     free = solve & ~hit

@@ -15,7 +15,11 @@ ones to report. A row (see `validate`) is flat:
 
     val/<part>/<metric>@<hints>   e.g. val/flowers102/psnr_in@10
     val/<part>/gray_psnr_in
+    val/<part>/<baseline>_psnr_in@<hints>   hint models, counts > 0: the hint baselines
+                   (hint_fill.py: mean, nearest, levin) on the same samples and hints, fixed
     val/score      mean over parts and hint counts of (psnr_in - gray psnr_in), dB
+    val/hint_margin  hint models: mean over parts and counts > 0 of psnr_in minus the best
+                   baseline's, dB (above 0: the model uses its hints better than any fill)
     val/max_leak   the largest leak of any part at any hint count
 
 The best checkpoint (checkpoints/best.pt) is the one with the highest val/score among the
@@ -32,6 +36,7 @@ import numpy as np
 import torch
 
 from . import color
+from .hint_fill import baseline_fills
 from .metrics import compute_metrics
 
 VAL_HINTS = (0, 10)          # hint counts scored for a hint model (a model without hints: 0)
@@ -50,6 +55,17 @@ class ValPart(NamedTuple):
     mask: torch.Tensor
     hints: dict
     gray_psnr_in: float
+    baseline_psnr_in: dict = {}    # {(baseline, count): mean psnr_in}, counts > 0
+
+
+def _baseline_scores(gray, ab_real, mask, hints):
+    """{(baseline, count): mean psnr_in} of the hint fills (hint_fill.py) at each count > 0."""
+    out = {}
+    for c, h in hints.items():
+        if c and h:
+            for name, fill in baseline_fills(gray.cpu(), *(x.cpu() for x in h), mask.cpu()).items():
+                out[(name, c)] = _nanmean(_scores(gray, ab_real, mask, fill.to(gray.device))["psnr_in"])
+    return out
 
 
 def scored_counts(cfg):
@@ -78,7 +94,8 @@ def build_val_parts(cfg, device, samples=None):
                  for c in scored_counts(cfg)}
         gray_scores = _scores(gray, ab_real, mask, torch.zeros_like(ab_real))
         out.append(ValPart(part.label, gray, ab_real, mask, hints,
-                           _nanmean(gray_scores["psnr_in"])))
+                           _nanmean(gray_scores["psnr_in"]),
+                           _baseline_scores(gray, ab_real, mask, hints)))
     return out
 
 
@@ -97,9 +114,11 @@ def validate(g_ema, parts, autocast):
     """Score g_ema (eval mode) on the fixed parts; autocast: a context-manager factory (the
     training precision). -> the flat row described in the module docstring (floats; NaN where
     undefined, e.g. fill when no sample has colour under its mask)."""
-    row, gains, leaks = {}, [], []
+    row, gains, leaks, margins = {}, [], [], []
     for p in parts:
         row[f"val/{p.label}/gray_psnr_in"] = p.gray_psnr_in
+        for (name, c), v in p.baseline_psnr_in.items():
+            row[f"val/{p.label}/{name}_psnr_in@{c}"] = v
         for c, hints in p.hints.items():
             cols = {k: [] for k in VAL_METRICS}
             for s in range(0, p.gray.shape[0], BATCH):
@@ -111,9 +130,14 @@ def validate(g_ema, parts, autocast):
             for k, v in cols.items():
                 row[f"val/{p.label}/{k}@{c}"] = _nanmean(torch.cat(v))
             gains.append(row[f"val/{p.label}/psnr_in@{c}"] - p.gray_psnr_in)
+            best_fill = max((v for (_, k), v in p.baseline_psnr_in.items() if k == c), default=None)
+            if best_fill is not None:
+                margins.append(row[f"val/{p.label}/psnr_in@{c}"] - best_fill)
             leaks.append(row[f"val/{p.label}/leak@{c}"])
     row["val/score"] = float(np.mean(gains)) if gains else math.nan
     row["val/max_leak"] = max(leaks) if leaks else math.nan
+    if margins:
+        row["val/hint_margin"] = float(np.mean(margins))
     return row
 
 
@@ -126,6 +150,8 @@ def summary(row, parts, best):
     """One line for the log: score, then psnr_in at each hint count (gray) and leak per part."""
     note = " (best)" if best else "" if eligible(row) else f" (leak over {BEST_MAX_LEAK:g}: cannot be best)"
     bits = [f"val score {row['val/score']:+.2f} dB{note}"]
+    if "val/hint_margin" in row:
+        bits.append(f"hints {row['val/hint_margin']:+.2f} dB over the best fill")
     for p in parts:
         ps = "/".join(f"{row[f'val/{p.label}/psnr_in@{c}']:.2f}" for c in p.hints)
         lk = max(row[f"val/{p.label}/leak@{c}"] for c in p.hints)

@@ -77,6 +77,26 @@ def test_gray_model_scores_zero_and_a_colour_model_scores_its_gain():
     assert "cannot be best" in validation.summary(row, parts, False)
 
 
+def test_hint_model_rows_carry_the_baselines_and_the_margin_over_them():
+    parts = _parts("--data.mix", MIX, "--model.hints", "true", "--data.size", "64")
+    for p in parts:
+        assert set(p.baseline_psnr_in) == {("mean", 10), ("nearest", 10), ("levin", 10)}
+        assert all(v > p.gray_psnr_in for v in p.baseline_psnr_in.values())   # true-colour hints
+
+    def copies(name):   # a stand-in G that outputs one of the fills: its margin is <= 0
+        from gan_colorize.hint_fill import baseline_fills
+
+        def fn(g, m):
+            p = next(p for p in parts if p.gray.shape == g.shape and torch.equal(p.gray, g))
+            return baseline_fills(p.gray, *p.hints[10], p.mask)[name]
+        return fn
+    row = validation.validate(Fixed(copies("levin")), parts, contextlib.nullcontext)
+    best = max(row[f"val/{p.label}/{b}_psnr_in@10"] for p in parts for b in ("mean", "nearest", "levin"))
+    assert row["val/hint_margin"] <= 1e-6
+    assert row["val/samples/psnr_in@10"] == pytest.approx(row["val/samples/levin_psnr_in@10"])
+    assert "over the best fill" in validation.summary(row, parts, False) and best > 0
+
+
 def test_run_logs_validation_rows_and_keeps_the_best_checkpoint(tmp_path, monkeypatch):
     monkeypatch.setattr(validation, "BEST_MAX_LEAK", math.inf)   # a 4-step model leaks
     args = ["--train.out_dir", str(tmp_path), "--train.name", "v", "--train.eval_every", "2",

@@ -24,10 +24,14 @@ ab = 0 outside the mask, so those pixels are exactly gray.
 
 Inputs: uint8 (H,W) gray or (H,W,3) RGB (a colour image is turned to gray: only its L is used);
 (H,W,1) is taken as gray and (H,W,4) as RGB with the alpha ignored.
-Masks (prepare_mask): any (h,w) array; bool, uint8 (/255), uint16 (/65535) or float (read as
-0..255 when its maximum is above 1); (h,w,1) and (h,w,2) use the first channel, (h,w,3|4) the
-luminance of RGB (alpha ignored); thresholded at >= 0.5 (1 = colour); resized to (H,W) with
-nearest neighbour when its size differs (with a warning).
+Masks (prepare_mask): any (h,w) array; bool; integers whose largest value is 1 are 0/1 (the
+usual numpy mask, uint8 included); other integers are 0..255 (uint16: 0..65535); float is 0..1
+(read as 0..255 when its maximum is above 1); (h,w,1) and (h,w,2) use the first channel,
+(h,w,3|4) the luminance of RGB (alpha ignored; the largest value is that of the RGB channels);
+thresholded at >= 0.5 (1 = colour); resized to (H,W) with nearest neighbour when its size
+differs (with a warning). A mask with no pixel set after that gives an EmptyMaskWarning (one
+line): nothing is to be coloured, the output is the gray image. The CLI prints it as one line naming
+the input and the mask file.
 
 CLI --mask: a mask file (used for every input), a folder (input STEM takes STEM.png/.jpg/.jpeg,
 else STEM_mask.*; an input without one is reported and skipped), or a family spec (masks.py
@@ -77,42 +81,79 @@ def _as_rgb(image):
     return np.ascontiguousarray(a[..., :3])
 
 
-def prepare_mask(mask, h, w):
-    """Any mask array (see the module docstring) -> (float32 (h,w) of {0,1}, note or None).
-    The note says what was adapted (a resize); errors (empty, wrong rank) -> ValueError."""
+class EmptyMaskWarning(UserWarning):
+    """A mask with no pixel set (after reading and thresholding it): the output is gray."""
+
+
+def _mask_channels(mask):
+    """A mask array -> the values it is read from: (h,w), or (h,w,3) RGB (luminance taken later).
+    Wrong rank, channels or an empty array -> ValueError."""
     m = np.asarray(mask)
     if m.ndim == 3:
         if m.shape[2] in (1, 2):
             m = m[..., 0]
         elif m.shape[2] in (3, 4):
-            rgb = m[..., :3].astype(np.float64)
-            m = rgb @ np.array([0.299, 0.587, 0.114])
-            if np.asarray(mask).dtype == np.uint8:
-                m = m / 255.0
-            elif np.asarray(mask).dtype == np.uint16:
-                m = m / 65535.0
+            m = m[..., :3]
         else:
             raise ValueError(f"mask must be (h,w) or (h,w,C) with C <= 4, got shape {m.shape}")
     elif m.ndim != 2:
         raise ValueError(f"mask must be (h,w), got shape {m.shape}")
     if m.size == 0:
         raise ValueError(f"mask is empty: shape {m.shape}")
-    if m.dtype == np.bool_:
-        m = m.astype(np.float64)
-    elif m.dtype == np.uint8:
-        m = m / 255.0
-    elif m.dtype == np.uint16:
-        m = m / 65535.0
-    else:
+    if m.dtype != np.bool_ and not np.issubdtype(m.dtype, np.integer):
         m = np.nan_to_num(m.astype(np.float64))
-        if m.max() > 1.0:  # a float mask in 0..255
-            m = m / 255.0
-    binary = m >= 0.5
+    return m
+
+
+def _mask_scale(m):
+    """The value that means 'colour' in the mask values m (from _mask_channels), by dtype and
+    largest value: bool 1; integers 1 when their largest value is 1 (0/1, the usual way to write
+    a mask in numpy), else 255 (uint16: 65535); float 1, or 255 when its largest value is above 1."""
+    if m.dtype == np.bool_:
+        return 1.0
+    if np.issubdtype(m.dtype, np.integer):
+        if m.max() <= 1:
+            return 1.0
+        return 65535.0 if m.dtype == np.uint16 else 255.0
+    return 255.0 if m.max() > 1.0 else 1.0
+
+
+def _threshold(m):
+    """Mask values (from _mask_channels) -> bool (h,w): luminance of RGB, >= half of the scale."""
+    scale = _mask_scale(m)
+    m = m.astype(np.float64)
+    if m.ndim == 3:
+        m = m @ np.array([0.299, 0.587, 0.114])
+    return m / scale >= 0.5
+
+
+def prepare_mask(mask, h, w):
+    """Any mask array (see the module docstring) -> (float32 (h,w) of {0,1}, note or None).
+    The note says what was adapted (a resize); errors (empty, wrong rank) -> ValueError."""
+    binary = _threshold(_mask_channels(mask))
     note = None
     if binary.shape != (h, w):
         note = f"mask is {binary.shape[1]}x{binary.shape[0]}, image is {w}x{h}: resized (nearest)"
         binary = resize_nearest(binary, h, w)
     return np.ascontiguousarray(binary, dtype=np.float32), note
+
+
+def empty_mask_message(mask):
+    """One line for a mask with no pixel set once prepared (prepare_mask): what it was read as,
+    and what that means."""
+    m = _mask_channels(mask)
+    lost = int(_threshold(m).sum())
+    if lost:
+        why = f"after resizing it to the image: nearest neighbour dropped its {lost} set pixel(s)"
+    elif m.dtype == np.bool_:
+        why = "(bool, all False)"
+    else:
+        scale = _mask_scale(m)
+        scale_text = "0/1" if scale == 1 and m.dtype.kind in "iu" else f"0..{scale:g}"
+        why = (f"({np.asarray(mask).dtype} read as {scale_text}, largest value {m.max():g}, "
+               f"under the threshold {scale / 2:g})")
+    return (f"the mask has no pixel set {why}: nothing is to be coloured, the output is the gray "
+            "image (exactly so with composite hard)")
 
 
 def user_hints(hints, mask):
@@ -271,6 +312,9 @@ class Colorizer:
             m, note = prepare_mask(mask, *rgb.shape[:2])
             if note:
                 warnings.warn(note, stacklevel=2)
+            if not m.any():
+                where = f"mask {k}: " if len(masks) > 1 else ""
+                warnings.warn(EmptyMaskWarning(where + empty_mask_message(mask)), stacklevel=2)
             user = None if hints is None else hints[k]
             items.append((rgb, m, user_hints(user, m) if self.takes_hints else None))
         out = [None] * len(items)
@@ -565,6 +609,9 @@ def main(argv=None):
                     continue
                 if note:
                     report(f"note: {path}: {note}" + (f" ({src})" if src else ""))
+                if not mask.any():
+                    drawn = f"--mask {args.mask} --seed {args.seed}"
+                    report(f"warning: {path}: mask {src or drawn}: {empty_mask_message(raw)}")
                 chunk.append((i, rgb, mask, hint))
             if not chunk:
                 continue
@@ -575,7 +622,8 @@ def main(argv=None):
                     batch_size=args.batch_size,
                     hints=[c[3] for c in chunk] if hint_files else None)
             for w in caught:
-                report(f"note: {' '.join(str(w.message).split())}")
+                if not issubclass(w.category, EmptyMaskWarning):   # said above, with the file
+                    report(f"note: {' '.join(str(w.message).split())}")
             for (i, rgb, mask, _), out in zip(chunk, outs):
                 t = targets[i]
                 try:

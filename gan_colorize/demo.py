@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .colorize import prepare_mask
+from .colorize import EmptyMaskWarning, prepare_mask
 from .config import cli_main, one_line
 from .errors import UserError
 from .masks import MaskSampler, mask_rng, parse_spec, resize_nearest
@@ -371,16 +371,18 @@ class Demo:
         if len(layers) > 2:
             notes.append(f"{len(layers) - 2} extra layer(s) left out: layer 1 is the mask, "
                          "layer 2 the hints")
+        warning = None
         if not mask.any():
-            notes.append("the mask is empty, so nothing is coloured: the output is the gray "
-                         "photo, which is the right answer for an empty mask. Paint the mask "
-                         "layer where colour should go")
+            warning = ("the mask is empty, so nothing is coloured: the output is the gray "
+                       "photo, which is the right answer for an empty mask. Paint the mask "
+                       "layer where colour should go")
         composite = "hard" if hard else "none"
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             out = self.colorizer.colorize(rgb, mask.astype(np.float32), composite=composite,
                                           hints=hints)
-        notes += [" ".join(str(c.message).split()) for c in caught]
+        notes += [" ".join(str(c.message).split()) for c in caught
+                  if not issubclass(c.category, EmptyMaskWarning)]   # the warning above says it
         vh, vw = self._view_shape(rgb)
         view_mask = resize_nearest(mask, vh, vw)
         view_hints = None if hints is None else resize_nearest(hints, vh, vw)
@@ -395,6 +397,7 @@ class Demo:
                  Path(path).name, w, h, 100 * mask.mean(),
                  0 if hints is None else int((hints[..., 3] > 0).sum()), composite, seconds)
         lines = [f"done in {seconds:.2f} s: {w}x{h}."]
+        lines += [f"**warning:** {warning}."] if warning else []
         lines += [f"note: {n}." for n in notes]
         lines.append("The same from the command line, with the downloaded files: `"
                      + self.command(Path(path).name, [Path(f).name for f in files[1:]], composite)

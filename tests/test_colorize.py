@@ -101,6 +101,97 @@ def test_masks_of_any_size_dtype_and_channels(colorizer):
         prepare_mask(np.zeros((4, 4, 5)), 4, 4)
 
 
+# each dtype a mask comes in, as half-plane masks: integers whose largest value is 1 are 0/1
+MASK_DTYPES = {
+    "bool": lambda m: m,
+    "uint8 0/1": lambda m: m.astype(np.uint8),
+    "uint8 0/255": lambda m: m.astype(np.uint8) * 255,
+    "int64 0/1": lambda m: m.astype(np.int64),
+    "int64 0/255": lambda m: m.astype(np.int64) * 255,
+    "uint16 0/1": lambda m: m.astype(np.uint16),
+    "uint16 0/65535": lambda m: m.astype(np.uint16) * 65535,
+    "float 0..1": lambda m: np.where(m, 0.8, 0.2).astype(np.float32),
+    "float 0/255": lambda m: m.astype(np.float64) * 255,
+    "uint8 RGB 0/1": lambda m: np.repeat(m[..., None].astype(np.uint8), 3, axis=2),
+}
+
+
+@pytest.mark.parametrize("kind", list(MASK_DTYPES))
+def test_each_mask_dtype_keeps_its_meaning(colorizer, kind):
+    """bool, 0/1 integers (uint8 too: the usual numpy mask), 0/255 integers and 0..1 floats all
+    mean the same half-plane mask, and colour only where it is set, with no warning."""
+    exact = _half(48, 80)
+    m = MASK_DTYPES[kind](exact)
+    prepared, note = prepare_mask(m, 48, 80)
+    assert note is None and np.array_equal(prepared, exact.astype(np.float32))
+    rgb = _photo(48, 80)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = colorizer.colorize(rgb, m, composite="hard")
+        assert np.array_equal(out, colorizer.colorize(rgb, exact, composite="hard"))
+    assert _lab(out)[1][exact].mean() > 20 and _lab(out)[1][~exact].max() < 1
+
+
+@pytest.mark.parametrize("kind, mask, said", [
+    ("bool", np.zeros((48, 80), bool), "bool, all False"),
+    ("uint8 0/1", np.zeros((48, 80), np.uint8), "uint8 read as 0/1, largest value 0"),
+    ("uint8 dark", np.full((48, 80), 100, np.uint8), "uint8 read as 0..255, largest value 100"),
+    ("int64 0", np.zeros((48, 80), np.int64), "int64 read as 0/1"),
+    ("float under 0.5", np.full((48, 80), 0.3, np.float32), "float32 read as 0..1, largest value 0.3"),
+    ("uint16 0/255", np.full((48, 80), 255, np.uint16), "uint16 read as 0..65535"),
+])
+def test_an_empty_mask_warns_in_one_line_and_gives_gray(colorizer, kind, mask, said):
+    rgb = _photo(48, 80)
+    with pytest.warns(colorize.EmptyMaskWarning) as caught:
+        out = colorizer.colorize(rgb, mask, composite="hard")
+    empty = [w for w in caught if issubclass(w.category, colorize.EmptyMaskWarning)]
+    assert len(empty) == 1
+    message = str(empty[0].message)
+    assert "\n" not in message and "no pixel set" in message and "gray" in message
+    assert said in message, message
+    assert (out[..., 0] == out[..., 1]).all() and (out[..., 1] == out[..., 2]).all()
+
+
+def test_a_mask_emptied_by_the_resize_says_so(colorizer):
+    tiny = np.zeros((480, 800), bool)
+    tiny[7, 7] = True                                  # one pixel, lost by nearest neighbour
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        colorizer.colorize(_photo(48, 80), tiny)
+    said = [str(w.message) for w in caught]
+    assert len(said) == 2 and "resized (nearest)" in said[0], said
+    assert said[1].startswith("the mask has no pixel set after resizing it to the image: nearest "
+                              "neighbour dropped its 1 set pixel(s)"), said
+
+
+def test_colorize_batch_names_the_empty_mask(colorizer):
+    with pytest.warns(colorize.EmptyMaskWarning, match="^mask 1: the mask has no pixel set"):
+        colorizer.colorize_batch([_photo(48, 80)] * 2, [_half(48, 80), np.zeros((48, 80), bool)])
+
+
+def test_cli_empty_mask_is_one_line_naming_the_files(ckpt, tmp_path, capsys):
+    Image.fromarray(_photo(32, 48)).save(tmp_path / "a.png")
+    Image.fromarray(np.full((32, 48), 90, np.uint8)).save(tmp_path / "dark.png")   # under half
+    out = tmp_path / "out"
+    assert _cli(["--checkpoint", ckpt, "--mask", tmp_path / "dark.png", "--out", out,
+                 "--device", "cpu", tmp_path / "a.png"]) == 0
+    err = capsys.readouterr().err
+    lines = [ln.strip() for ln in err.replace("\r", "\n").splitlines() if "no pixel set" in ln]
+    assert lines == [f"warning: {tmp_path / 'a.png'}: mask {tmp_path / 'dark.png'}: the mask has "
+                     "no pixel set (uint8 read as 0..255, largest value 90, under the threshold "
+                     "127.5): nothing is to be coloured, the output is the gray image (exactly so "
+                     "with composite hard)"], err
+    assert (out / "a_color.png").is_file()            # written all the same: gray is the answer
+    # a drawn mask that is empty names the spec and seed instead of a file
+    assert _cli(["--checkpoint", ckpt, "--mask", "empty", "--seed", "3", "--out", tmp_path / "o2",
+                 "--device", "cpu", tmp_path / "a.png"]) == 0
+    err = capsys.readouterr().err
+    assert [ln for ln in err.splitlines() if "no pixel set" in ln] == [
+        f"warning: {tmp_path / 'a.png'}: mask --mask empty --seed 3: the mask has no pixel set "
+        "(float32 read as 0..1, largest value 0, under the threshold 0.5): nothing is to be "
+        "coloured, the output is the gray image (exactly so with composite hard)"], err
+
+
 def test_colorize_batch_groups_shapes_and_matches_single_calls(colorizer):
     imgs = [_photo(96, 160), _photo(70, 50), _photo(96, 160)[::-1].copy()]
     masks = [_half(96, 160), np.ones((70, 50), bool), _half(96, 160)]
@@ -356,7 +447,8 @@ def test_hard_composite_stays_gray_outside_whatever_the_hints(hint_ckpt, hints):
     h = (_rgba_hint(40, 40, (10, 30, 2, 18), (0, 200, 0)) if hints == "rgba"    # half size
          else [(5, 5, (0, 0, 255), 5), (20, 60, (255, 255, 0), 7)])
     out = c.colorize(rgb, mask, composite="hard", hints=h)
-    gray = c.colorize(rgb, np.zeros((80, 80)), composite="hard")
+    with pytest.warns(colorize.EmptyMaskWarning):             # the empty mask: gray, and said
+        gray = c.colorize(rgb, np.zeros((80, 80)), composite="hard")
     assert np.array_equal(out[~mask], gray[~mask])
 
 

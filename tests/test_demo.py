@@ -144,7 +144,8 @@ def test_gray_view_is_what_the_colorizer_keeps(plain):
     """The view's gray equals the Colorizer's output under an empty mask (its L, ab = 0) to
     one level."""
     rgb = colourful(40, 56, 3)
-    ref = plain.colorizer.colorize(rgb, np.zeros((40, 56), np.float32), composite="hard")
+    with pytest.warns(colorize_cli.EmptyMaskWarning):
+        ref = plain.colorizer.colorize(rgb, np.zeros((40, 56), np.float32), composite="hard")
     view = gray_view(rgb)
     assert is_gray(view).all()
     assert np.abs(view.astype(int) - ref.astype(int)).max() <= 1
@@ -157,6 +158,7 @@ def test_layers_are_read_by_alpha_or_as_a_mask_image():
     bw = np.zeros((6, 8, 3), np.uint8)                  # a mask PNG as gan-colorize reads it
     bw[:, :4] = 255
     assert (layer_mask(bw, 12, 16) == (np.arange(16) < 8)[None]).all()   # scaled up, nearest
+    assert (layer_mask(bw // 255, 6, 8) == layer_mask(bw, 6, 8)).all()   # 0/1 as gan-colorize
     assert not layer_mask(None, 6, 8).any()
     hints = layer_hints(painted(6, 8, slice(1, 2), slice(1, 3), (10, 200, 30)), 6, 8)
     assert hints.dtype == np.uint8 and hints.shape == (6, 8, 4)
@@ -282,11 +284,32 @@ def test_the_downloads_redo_it_from_the_command_line_byte_for_byte(checkpoints, 
         demo.close()
 
 
-def test_an_empty_mask_gives_the_gray_photo_and_says_why(plain, photo):
-    _, _, files, message = plain.colorize(str(photo), editor(), False)
-    assert "the mask is empty" in message and "right answer" in message
+@pytest.mark.parametrize("layers", ["none", "clear layer", "dark mask image"])
+def test_an_empty_mask_gives_the_gray_photo_and_says_why(plain, photo, layers):
+    """Nothing painted, a layer painted nothing, or a mask image (no transparent pixel) whose
+    pixels are all under half: one warning line on the page, said once (not again as the
+    Colorizer's EmptyMaskWarning), and the gray photo (exactly, with composite hard: the
+    hand-made model paints colour everywhere)."""
+    value = {"none": editor(), "clear layer": editor(np.zeros((60, 80, 4), np.uint8)),
+             "dark mask image": editor(np.full((60, 80, 3), 100, np.uint8))}[layers]
+    _, _, files, message = plain.colorize(str(photo), value, True)
+    said = [ln for ln in message.split("\n\n") if "no pixel set" in ln or "mask is empty" in ln]
+    assert len(said) == 1 and "\n" not in said[0], message
+    assert said[0].startswith("**warning:** the mask is empty") and "right answer" in said[0]
     out = read(files[0])
-    assert out.shape == (60, 80, 3) and (read(files[1]) == 0).all()
+    assert out.shape == (60, 80, 3) and is_gray(out).all() and (read(files[1]) == 0).all()
+
+
+def test_a_mask_image_of_zeros_and_ones_is_read_as_a_mask(plain, photo):
+    """An API caller's mask image written as 0/1 (uint8, no transparent pixel) means 0/1, as
+    Colorizer.colorize reads it, not 0..255 (which would be empty)."""
+    ones = np.zeros((60, 80, 3), np.uint8)
+    ones[:, :40] = 1
+    _, _, files, message = plain.colorize(str(photo), editor(ones), True)
+    assert "mask is empty" not in message, message
+    mask = read(files[1])
+    assert (mask[:, :40] == 255).all() and (mask[:, 40:] == 0).all()
+    assert not is_gray(read(files[0])[:, :40]).any()
 
 
 def test_a_layer_painted_on_another_photo_is_refused(plain, photo, caplog):

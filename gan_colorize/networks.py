@@ -397,7 +397,9 @@ class Generator(nn.Module):
         y = self.out(h, s)
         colour = y[:, :2]
         if self.fill_gain is not None:
-            colour = colour + self.fill_gain * torch.atanh(fill.clamp(-FILL_MAX, FILL_MAX)).to(colour.dtype)
+            f = fill.clamp(-FILL_MAX, FILL_MAX)
+            # atanh(f), spelled with log: the ONNX exporter has no atanh at opset 17
+            colour = colour + self.fill_gain * (0.5 * torch.log((1 + f) / (1 - f))).to(colour.dtype)
         return torch.tanh(colour) * torch.sigmoid(y[:, 2:])
 
 

@@ -25,7 +25,8 @@ from gan_colorize.onnx_backend import OPSET, OnnxGenerator, OnnxModelError, expo
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--model.width", "0.25", "--data.size", "64"]
-MODELS = {"unet11": [], "hints": ["--model.hints", "true"], "seed": ["--model.generator", "seed"]}
+MODELS = {"unet11": [], "hints": ["--model.hints", "true"], "seed": ["--model.generator", "seed"],
+          "fill": ["--model.hints", "true", "--model.hint_fill", "residual"]}
 AB_TOL = 1e-3        # model units (ab/110): the parity bound
 
 
@@ -55,6 +56,10 @@ def models(tmp_path_factory):
             _seed_checkpoint(ck)
         else:
             hand_made_checkpoint(ck, *TINY, *argv)
+        if name == "fill":   # open the residual path (its gain starts at 0), so it is exported
+            state = torch.load(ck, weights_only=True)
+            state["g_ema"]["fill_gain"].fill_(0.7)
+            torch.save(state, ck)
         export_onnx(ck, tmp / f"{name}.onnx")
         out[name] = ck, tmp / f"{name}.onnx"
     return out
@@ -166,10 +171,11 @@ def test_colorizer_from_onnx_equals_the_torch_colorizer(models, name):
     ck, path = models[name]
     by_torch = Colorizer.from_checkpoint(ck, device="cpu", precision="fp32")
     by_onnx = Colorizer.from_onnx(path)
-    assert by_onnx.size == by_torch.size == 64 and by_onnx.takes_hints == (name == "hints")
+    takes_hints = name in ("hints", "fill")
+    assert by_onnx.size == by_torch.size == 64 and by_onnx.takes_hints == takes_hints
     images = [colourful(75, 110, 1), colourful(64, 64, 2)[..., 0]]   # odd size (padded), gray
     masks = [_half(75, 110), np.ones((64, 64), bool)]
-    hints = [[(20, 30, (255, 0, 0), 5)], None] if name == "hints" else None
+    hints = [[(20, 30, (255, 0, 0), 5)], None] if takes_hints else None
     for composite in ("none", "hard"):
         a = by_torch.colorize_batch(images, masks, composite=composite, hints=hints)
         b = by_onnx.colorize_batch(images, masks, composite=composite, hints=hints)

@@ -80,6 +80,28 @@ def data_parts(cfg_data):
     return parts
 
 
+def not_held_out(cfg_data):
+    """Labels of the parts whose every val image is also one of their train images, so that
+    validating on them scores photos the model trains on: `samples` (all five photos are every
+    split; see splits.py) and a `folder` of fewer than splits.SMALL_FOLDER images. A part whose
+    splits cannot be listed is left out (training has already said why)."""
+    import warnings
+
+    from .splits import list_split
+    out = []
+    for part in data_parts(cfg_data):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")   # a small folder: said when training listed it
+                val = {r.path for r in list_split(part.data, "val")}
+                train = {r.path for r in list_split(part.data, "train")}
+        except (UserError, OSError, ValueError):
+            continue
+        if val <= train:
+            out.append(part.label)
+    return out
+
+
 def check_roots(spec):
     """A one-line MixSpecError for the first root of a mixture that is not a folder."""
     for name, root, _ in parse_mix(spec):

@@ -75,6 +75,35 @@ def trim_log(path, step):
     write_atomic(path, "".join(row + "\n" for row in keep))
 
 
+NOT_HELD_OUT = "on the training photos: not held out"
+
+
+def mark_not_held_out(line, labels):
+    """The validation line (validation.summary) with each part in `labels` marked as scored on
+    its training photos, so that a gain in dB there is not read as generalisation."""
+    if not labels:
+        return line
+    bits, marked = line.split("; "), False
+    for i, bit in enumerate(bits):
+        if any(bit.startswith(f"{label} psnr_in@") for label in labels):
+            bits[i], marked = f"{bit} ({NOT_HELD_OUT})", True
+    if not marked:   # a line of another shape: say it at its end
+        bits.append(f"{', '.join(labels)}: {NOT_HELD_OUT}")
+    return "; ".join(bits)
+
+
+def _not_held_out(run_dir):
+    """The run's parts validated on their training photos (mixture.not_held_out), from the
+    config.json the trainer wrote before the log was opened; [] without one."""
+    from .config import from_dict
+    from .mixture import not_held_out
+    try:
+        cfg = from_dict(json.loads((run_dir / "config.json").read_text()))
+    except (OSError, ValueError, UserError):
+        return []
+    return not_held_out(cfg.data)
+
+
 def _group(key):
     if key.startswith("d_out"):
         return "d_output"
@@ -94,6 +123,7 @@ class RunLog:
         self.run_dir = run_dir
         self.sums, self.n, self.images, self.t0 = {}, 0, 0, time.perf_counter()
         self.writer = self.file = self.pbar = None
+        self.not_held_out = None      # labels, looked up at the first validation
         if run_dir is None:
             return
         from torch.utils.tensorboard import SummaryWriter
@@ -133,7 +163,8 @@ class RunLog:
 
     def write_val(self, step, row, line=None):
         """A validation row (validation.validate) -> TensorBoard and metrics.jsonl (its own row,
-        {"step", "val/...": ...}; NaN as null), and `line` above the progress bar."""
+        {"step", "val/...": ...}; NaN as null), and `line` above the progress bar, each part
+        whose val photos are training photos (`samples`) marked so (mark_not_held_out)."""
         if self.writer is None:
             return
         for k, v in row.items():
@@ -142,6 +173,9 @@ class RunLog:
         self.file.write(json.dumps({"step": step, **clean}) + "\n")
         self.file.flush()
         if line:
+            if self.not_held_out is None:
+                self.not_held_out = _not_held_out(self.run_dir)
+            line = mark_not_held_out(line, self.not_held_out)
             self.pbar.write(f"step {step}: {line}", file=sys.stderr)
 
     def image(self, sheet, step):

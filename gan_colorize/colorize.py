@@ -108,7 +108,8 @@ def _mask_channels(mask):
 def _mask_scale(m):
     """The value that means 'colour' in the mask values m (from _mask_channels), by dtype and
     largest value: bool 1; integers 1 when their largest value is 1 (0/1, the usual way to write
-    a mask in numpy), else 255 (uint16: 65535); float 1, or 255 when its largest value is above 1."""
+    a mask in numpy), else 255 (uint16: 65535); float 1, or 255 when its largest value is
+    above 1."""
     if m.dtype == np.bool_:
         return 1.0
     if np.issubdtype(m.dtype, np.integer):

@@ -1,5 +1,5 @@
 """The README's two leading commands are the contract with users and with CI: check their shape
-and that .ci/run runs the test command word for word."""
+and that .ci/run runs both word for word, in a fresh virtual environment, as a new user would."""
 import re
 from pathlib import Path
 
@@ -22,10 +22,26 @@ def test_readme_begins_with_two_commands():
     assert "\n" not in install_run and "\n" not in install_test
 
 
-def test_ci_runs_the_readme_test_command():
-    (_, install_test), _ = leading_commands()
+def test_ci_runs_both_readme_commands_word_for_word_in_a_fresh_venv():
+    """.ci/run is a new user: a fresh virtual environment (in a temporary folder, without the
+    machine's packages), activated, then the README's two commands, each a line of its own, in
+    order; the first one's output checked for its `run_dir:` line."""
+    (install_run, install_test), _ = leading_commands()
     ci_lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
-    assert install_test in ci_lines
+    code = [line for line in ci_lines if line and not line.startswith("#")]
+    assert install_run in code and install_test in code
+    first, second = code.index(install_run), code.index(install_test)
+    assert first < second
+    venv = [i for i, line in enumerate(code) if re.search(r"\bpython3? -m venv\b", line)]
+    assert venv and venv[0] < first, "the venv must be made before the README's commands"
+    assert "--system-site-packages" not in code[venv[0]], code[venv[0]]
+    assert "mktemp -d" in " ".join(code[:venv[0] + 1]), "the venv goes in a temporary folder"
+    activate = [i for i, line in enumerate(code)
+                if re.match(r"(\.|source) .*/bin/activate\"?$", line)]
+    assert activate and venv[0] < activate[0] < first, "the venv must be active for both commands"
+    # pip installs into that venv only: nothing between activating it and the commands leaves it
+    assert not any("deactivate" in line for line in code[activate[0]:second])
+    assert any("run_dir:" in line for line in code[first:second]), "command 1: check run_dir:"
 
 
 def test_readme_names_every_console_script():

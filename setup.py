@@ -14,7 +14,7 @@ setup(
     packages=find_packages(include=["gan_colorize", "gan_colorize.*"]),
     # the default checkpoint of `gan-colorize` and Colorizer.from_checkpoint(), in wheels too
     # and the list of Flowers102 images that repeat Flowers17 ones (kept out of training)
-    package_data={"gan_colorize": ["checkpoints/default.pt", "lists/*.txt"]},
+    package_data={"gan_colorize": ["checkpoints/default.pt", "data/lists/*.txt"]},
     install_requires=[
         "torch>=2.3,<2.15",
         "torchvision>=0.18,<0.30",
@@ -35,11 +35,11 @@ setup(
     },
     entry_points={
         "console_scripts": [
-            "gan-colorize=gan_colorize.colorize:main",
-            "gan-colorize-train=gan_colorize.cli:train_main",
-            "gan-colorize-evaluate=gan_colorize.evaluation:main",
-            "gan-colorize-masks=gan_colorize.masks:main",
-            "gan-colorize-demo=gan_colorize.demo:main",
+            "gan-colorize=gan_colorize.apps.colorize:main",
+            "gan-colorize-train=gan_colorize.apps.train_cli:train_main",
+            "gan-colorize-evaluate=gan_colorize.eval.evaluation:main",
+            "gan-colorize-masks=gan_colorize.data.masks:main",
+            "gan-colorize-demo=gan_colorize.apps.demo:main",
         ]
     },
 )

@@ -14,7 +14,7 @@ import torch
 
 class StraightforwardDataset(torch.utils.data.Dataset):
     def __init__(self, paths, size, mask_spec, seed=0):
-        from gan_colorize.masks import MaskSampler, resolve_spec
+        from gan_colorize.data.masks import MaskSampler, resolve_spec
         self.paths, self.size, self.seed = list(paths), int(size), int(seed)
         self.sampler = MaskSampler(resolve_spec(mask_spec))
         self._tf = None
@@ -45,7 +45,7 @@ class StraightforwardDataset(torch.utils.data.Dataset):
 
 def build_loader(cfg, split="train", batch_size=None, workers=None):
     """The straightforward DataLoader over the same split and masks as data.build_loader(cfg)."""
-    from gan_colorize.splits import list_split
+    from gan_colorize.data.splits import list_split
     records = list_split(cfg.data, split)
     ds = StraightforwardDataset([r.path for r in records], cfg.data.size, cfg.masks.train, cfg.train.seed)
     workers = int(cfg.data.workers if workers is None else workers)

@@ -69,7 +69,7 @@ def gpu_peak_tflops(name):
 
 def machine_info(device=None):
     """What the numbers were measured on. device: the torch.device benchmarked (or None)."""
-    from gan_colorize.runtime import cpu_bf16_units
+    from gan_colorize.core.runtime import cpu_bf16_units
     info = {
         "cpu": cpu_model(),
         "cpu_cores": os.cpu_count(),
@@ -143,8 +143,8 @@ def add_common_args(p, precision_default="fp32,bf16"):
 def resolve_device(name):
     """--device -> torch.device, by the package's one rule (runtime.resolve_device); a missing
     CUDA device ends the benchmark with one line."""
-    from gan_colorize.errors import UserError
-    from gan_colorize.runtime import resolve_device as resolve
+    from gan_colorize.core.errors import UserError
+    from gan_colorize.core.runtime import resolve_device as resolve
     try:
         return resolve(name, key="--device")
     except UserError as err:
@@ -270,7 +270,7 @@ def count_flops(fn):
 def bench_config(arch="unet11", width=1.0, size=64, batch=16, precision="bf16", device="cpu",
                  channels_last="auto", compile=False, data=None, extra=()):
     """A validated gan_colorize Config for a benchmark. data: dict of data.* overrides."""
-    from gan_colorize.config import load_config
+    from gan_colorize.core.config import load_config
     argv = ["--model.generator", arch, "--model.discriminator", ARCH_D[arch],
             "--model.width", str(width), "--data.size", str(size), "--train.batch_size", str(batch),
             "--train.precision", precision, "--train.device", device,
@@ -282,7 +282,7 @@ def bench_config(arch="unet11", width=1.0, size=64, batch=16, precision="bf16", 
 
 def make_env(cfg):
     """The trainer's own Env for cfg (device, autocast dtype, channels_last)."""
-    from gan_colorize import trainer
+    from gan_colorize.train import trainer
     return trainer.setup_env(cfg)
 
 
@@ -294,7 +294,7 @@ class TrainStep:
     on the device (trainer.to_device). eager=True runs the uncompiled G and D (FLOP counting)."""
 
     def __init__(self, cfg, env):
-        from gan_colorize import trainer
+        from gan_colorize.train import trainer
         self.cfg, self.env = cfg, env
         self.m = trainer.wrap_models(trainer.build_models(cfg, env), cfg, env)
         self.n = 0
@@ -302,21 +302,21 @@ class TrainStep:
     def __call__(self, gray, ab_real, mask, hint_ab=None, hint_mask=None, eager=False):
         import dataclasses
 
-        from gan_colorize import trainer
+        from gan_colorize.train import trainer
         m = dataclasses.replace(self.m, g_train=self.m.g, d_train=self.m.d) if eager else self.m
         batch = trainer.Batch(gray, ab_real, mask, hint_ab, hint_mask)
         trainer.train_step(m, batch, self.cfg, self.env, self.n)
         self.n += 1
 
     def params(self):
-        from gan_colorize.networks import count_params
+        from gan_colorize.model.networks import count_params
         return count_params(self.m.g), count_params(self.m.d)
 
 
 def synthetic_batch(batch, size, env, seed=0):
     """A loader-like batch made up in memory and passed through trainer.to_device (so the Lab
     conversion and channels_last match training): rgb noise, random rectangle masks."""
-    from gan_colorize import trainer
+    from gan_colorize.train import trainer
     gen = torch.Generator().manual_seed(seed)
     rgb = torch.randint(0, 256, (batch, 3, size, size), dtype=torch.uint8, generator=gen)
     mask = torch.zeros(batch, 1, size, size)
@@ -391,7 +391,7 @@ def write_json(path, benchmark, info, args, results, **extra):
     path = Path(path)
     if path.parent != Path(""):
         path.parent.mkdir(parents=True, exist_ok=True)
-    from gan_colorize.atomic import write_atomic
+    from gan_colorize.core.atomic import write_atomic
     write_atomic(path, json.dumps(_clean(payload), indent=2, allow_nan=False) + "\n")
     print(f"wrote {path}", file=sys.stderr)
 

@@ -58,9 +58,9 @@ def measure(checkpoint="", size=(1024, 768), calls=10, warmup=2, hard=True, devi
     """-> one result row: end-to-end seconds per call, and the server's own handler seconds."""
     from gradio_client import Client, handle_file
 
-    from gan_colorize.config import DemoConfig
-    from gan_colorize.demo import Demo
-    from gan_colorize.demo_page import free_port, launch
+    from gan_colorize.core.config import DemoConfig
+    from gan_colorize.apps.demo import Demo
+    from gan_colorize.apps.demo_page import free_port, launch
     demo = Demo.from_settings(DemoConfig(checkpoint=checkpoint, device=device))
     if demo.colorizer is None:
         demo.close()

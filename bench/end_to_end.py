@@ -44,8 +44,8 @@ def run_mode(mode, data="samples", root="", size=64, batch=16, workers=None, mas
              cache_dir="", arch="unet11", width=0.5, precision="bf16", device="cpu",
              channels_last="auto", compile=False, steps=30, warmup=5, threads=0, isolated=False):
     """One mode -> a row: images/s, time blocked on data vs in the step, peak memory."""
-    from gan_colorize import data as gdata
-    from gan_colorize import trainer
+    from gan_colorize.data import dataset as gdata
+    from gan_colorize.train import trainer
     common.set_threads(threads)
     dev = common.resolve_device(device)
     ns = argparse.Namespace(data=data, root=root, size=size, batch=batch, workers=workers, masks=masks)
@@ -141,7 +141,7 @@ def main(argv=None):
     dev = common.resolve_device(args.device)
     isolate = common.isolate_on(args.isolate, dev)
     info = common.machine_info(dev)
-    from gan_colorize.cache import DEFAULT_CACHE_DIR, ImageCache
+    from gan_colorize.data.cache import DEFAULT_CACHE_DIR, ImageCache
     cache_dir = args.cache_dir or DEFAULT_CACHE_DIR
     cfg = pipeline.data_cfg(args, cache_dir, args.arch, args.width, args.precision[0], dev.type)
     t0 = time.perf_counter()   # build the cache here so that no mode pays for it

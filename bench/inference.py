@@ -39,8 +39,8 @@ TARGET = 0.9   # issue 14: onnxruntime within 10% of the fastest torch path
 
 def export_onnx(arch, width, dst):
     """The G_ema that `measure` builds for (arch, width), seed 0, written as ONNX to `dst`."""
-    from gan_colorize.networks import build_generator
-    from gan_colorize.onnx_backend import export_generator_onnx
+    from gan_colorize.model.networks import build_generator
+    from gan_colorize.apps.onnx_backend import export_generator_onnx
     cfg = common.bench_config(arch, width, precision="fp32", device="cpu")
     torch.manual_seed(0)   # measure's seed: build_models builds G first, so the same weights
     export_generator_onnx(build_generator(cfg.model), cfg, dst)
@@ -49,7 +49,7 @@ def export_onnx(arch, width, dst):
 
 def _onnx_forward(onnx_path, threads):
     """An onnx_backend.OnnxGenerator -> run(gray, mask) on CPU tensors, as numpy arrays."""
-    from gan_colorize.onnx_backend import OnnxGenerator
+    from gan_colorize.apps.onnx_backend import OnnxGenerator
     gen = OnnxGenerator(onnx_path, threads=threads or torch.get_num_threads())
     return lambda gray, mask: gen(gray.numpy(), mask.numpy())
 
@@ -72,7 +72,7 @@ def measure(arch="unet11", width=1.0, size=256, batch=16, hires=512, precision="
     if onnx:
         import onnxruntime  # noqa: F401
     else:
-        from gan_colorize import trainer
+        from gan_colorize.train import trainer
     base = common.current_rss_bytes() if dev.type == "cpu" else None
     if onnx:
         run = _onnx_forward(onnx_path, threads)
@@ -170,8 +170,8 @@ def main(argv=None):
     if "onnx" in args.backend:
         if cuda:
             raise SystemExit("error: --backend onnx runs onnxruntime on the CPU: use --device cpu")
-        from gan_colorize.errors import UserError
-        from gan_colorize.onnx_backend import require
+        from gan_colorize.core.errors import UserError
+        from gan_colorize.apps.onnx_backend import require
         try:
             require("onnxruntime", "--backend onnx")
             require("onnx", "--backend onnx")

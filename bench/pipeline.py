@@ -134,9 +134,11 @@ def main(argv=None):
     info = common.machine_info(dev)
     own_cache = args.cache_dir is None
     cache_root = args.cache_dir or tempfile.mkdtemp(prefix="gan_colorize-bench-cache-")
-    from gan_colorize import color, data, trainer
-    from gan_colorize.cache import ImageCache
-    from gan_colorize.splits import list_split
+    from gan_colorize.core import color
+    from gan_colorize.data import dataset as data
+    from gan_colorize.train import trainer
+    from gan_colorize.data.cache import ImageCache
+    from gan_colorize.data.splits import list_split
     cfg = data_cfg(args, cache_root, device=dev.type, channels_last=args.channels_last)
     env = common.make_env(cfg)
     workers = cfg.data.workers

@@ -79,7 +79,7 @@ def measure(size=224, batch=12, precision="bf16", device="cpu", rounds=5, steps=
     row["ratio_best"] = row["ours_images_per_s_best"] / row["study_images_per_s_best"]
     row["ratio_cpu"] = row["study_cpu_s_median"] / row["ours_cpu_s_median"]
     row["params_g_ours"], row["params_d_ours"] = ours.params()
-    from gan_colorize.networks import count_params
+    from gan_colorize.model.networks import count_params
     row["params_g_study"], row["params_d_study"] = count_params(study.g), count_params(study.d)
     return row
 

@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from gan_colorize.masks import IMPA_NAMES, impa_masks  # noqa: E402
+from gan_colorize.data.masks import IMPA_NAMES, impa_masks  # noqa: E402
 
 
 def main(argv=None):

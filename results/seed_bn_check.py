@@ -18,9 +18,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from gan_colorize.checkpoint import load_generator
-from gan_colorize.color import rgb_uint8_to_model
-from gan_colorize.masks import impa_masks
+from gan_colorize.model.checkpoint import load_generator
+from gan_colorize.core.color import rgb_uint8_to_model
+from gan_colorize.data.masks import impa_masks
 
 
 def main():

@@ -10,8 +10,8 @@ import sys
 
 import torch
 
-from gan_colorize import validation
-from gan_colorize.checkpoint import checkpoint_config, load, load_generator
+from gan_colorize.train import validation
+from gan_colorize.model.checkpoint import checkpoint_config, load, load_generator
 
 
 def main(argv):

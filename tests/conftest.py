@@ -22,9 +22,9 @@ import pytest
 import torch
 from PIL import Image
 
-from gan_colorize.cache import ImageCache
-from gan_colorize.config import DataConfig, load_config
-from gan_colorize.networks import build_generator
+from gan_colorize.data.cache import ImageCache
+from gan_colorize.core.config import DataConfig, load_config
+from gan_colorize.model.networks import build_generator
 
 # The real data sets (read each one's README), where a machine has them: ../shared/datasets beside
 # the clone (CI), or $GAN_COLORIZE_SHARED/datasets (e.g. a git worktree elsewhere). Tests that use

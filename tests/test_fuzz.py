@@ -21,10 +21,10 @@ import pytest
 from hypothesis import HealthCheck, given, reject, settings, strategies as st
 from PIL import Image
 
-from gan_colorize import masks as M
-from gan_colorize.config import Config, ConfigError, load_config
-from gan_colorize.errors import UserError
-from gan_colorize.imageio import BadImageError, read_image
+from gan_colorize.data import masks as M
+from gan_colorize.core.config import Config, ConfigError, load_config
+from gan_colorize.core.errors import UserError
+from gan_colorize.core.imageio import BadImageError, read_image
 
 FUZZ = settings(max_examples=40, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

@@ -20,11 +20,13 @@ import torch
 from PIL import Image
 
 from conftest import TINY, colourful
-from gan_colorize import checkpoint, losses, trainer
-from gan_colorize.cli import train_main
-from gan_colorize.config import load_config, one_line
-from gan_colorize.errors import UserError
-from gan_colorize.interrupt import SafeCtrlC
+from gan_colorize.model import checkpoint
+from gan_colorize.model import losses
+from gan_colorize.train import trainer
+from gan_colorize.apps.train_cli import train_main
+from gan_colorize.core.config import load_config, one_line
+from gan_colorize.core.errors import UserError
+from gan_colorize.core.interrupt import SafeCtrlC
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1")
@@ -278,7 +280,7 @@ def test_ctrl_c_while_importing_is_one_line(tmp_path, cache, lib, extra):
 @pytest.mark.skipif(not Path("/proc/self/maps").is_file(), reason="needs Linux's /proc")
 @pytest.mark.parametrize("tool", ["evaluate", "gan-colorize"])
 def test_ctrl_c_while_other_tools_import_torch_is_one_line(tmp_path, tool):
-    from gan_colorize.colorize import DEFAULT_CHECKPOINT
+    from gan_colorize.apps.colorize import DEFAULT_CHECKPOINT
     Image.fromarray(colourful(32, 32)).save(tmp_path / "in.png")
     script, args = {
         "evaluate": (["evaluate.py"], ["--checkpoint", str(DEFAULT_CHECKPOINT), "--out", str(tmp_path / "ev")]),
@@ -294,7 +296,7 @@ def test_ctrl_c_while_other_tools_import_torch_is_one_line(tmp_path, tool):
 SLOW_IMPORT = """
 import sys, time
 sys.path.insert(0, sys.argv[1])
-from gan_colorize.interrupt import SafeCtrlC
+from gan_colorize.core.interrupt import SafeCtrlC
 try:
     with SafeCtrlC():
         import slow_module           # Ctrl-C arrives in here

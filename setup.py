@@ -35,7 +35,7 @@ setup(
     },
     entry_points={
         "console_scripts": [
-            "gan-colorize=gan_colorize.apps.colorize:main",
+            "gan-colorize=gan_colorize.apps.colorize_cli:main",
             "gan-colorize-train=gan_colorize.apps.train_cli:train_main",
             "gan-colorize-evaluate=gan_colorize.eval.evaluation:main",
             "gan-colorize-masks=gan_colorize.data.masks:main",

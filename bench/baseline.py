@@ -14,7 +14,8 @@ import torch
 
 class StraightforwardDataset(torch.utils.data.Dataset):
     def __init__(self, paths, size, mask_spec, seed=0):
-        from gan_colorize.data.masks import MaskSampler, resolve_spec
+        from gan_colorize.data.masks import MaskSampler
+        from gan_colorize.core.specs import resolve_spec
         self.paths, self.size, self.seed = list(paths), int(size), int(seed)
         self.sampler = MaskSampler(resolve_spec(mask_spec))
         self._tf = None

@@ -270,7 +270,7 @@ def count_flops(fn):
 def bench_config(arch="unet11", width=1.0, size=64, batch=16, precision="bf16", device="cpu",
                  channels_last="auto", compile=False, data=None, extra=()):
     """A validated gan_colorize Config for a benchmark. data: dict of data.* overrides."""
-    from gan_colorize.core.config import load_config
+    from gan_colorize.core.parser import load_config
     argv = ["--model.generator", arch, "--model.discriminator", ARCH_D[arch],
             "--model.width", str(width), "--data.size", str(size), "--train.batch_size", str(batch),
             "--train.precision", precision, "--train.device", device,

@@ -15,6 +15,6 @@ __all__ = ["Colorizer", "__version__"]
 def __getattr__(name):
     # Lazy, so that `import gan_colorize` stays cheap for the CLIs and the data workers.
     if name == "Colorizer":
-        from .apps.colorize import Colorizer
+        from .apps.api import Colorizer
         return Colorizer
     raise AttributeError(f"module 'gan_colorize' has no attribute {name!r}")

@@ -12,7 +12,8 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from gan_colorize.data.masks import IMPA_NAMES, impa_masks  # noqa: E402
+from gan_colorize.core.specs import IMPA_NAMES  # noqa: E402
+from gan_colorize.data.mask_families import impa_masks
 
 
 def main(argv=None):

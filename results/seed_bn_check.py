@@ -20,7 +20,7 @@ from PIL import Image
 
 from gan_colorize.model.checkpoint import load_generator
 from gan_colorize.core.color import rgb_uint8_to_model
-from gan_colorize.data.masks import impa_masks
+from gan_colorize.data.mask_families import impa_masks
 
 
 def main():

@@ -23,7 +23,8 @@ import torch
 from PIL import Image
 
 from gan_colorize.data.cache import ImageCache
-from gan_colorize.core.config import DataConfig, load_config
+from gan_colorize.core.config import DataConfig
+from gan_colorize.core.parser import load_config
 from gan_colorize.model.networks import build_generator
 
 # The real data sets (read each one's README), where a machine has them: ../shared/datasets beside

@@ -21,8 +21,11 @@ import pytest
 from hypothesis import HealthCheck, given, reject, settings, strategies as st
 from PIL import Image
 
+from gan_colorize.core import specs as S
+from gan_colorize.data import mask_families as F
 from gan_colorize.data import masks as M
-from gan_colorize.core.config import Config, ConfigError, load_config
+from gan_colorize.core.config import Config, ConfigError
+from gan_colorize.core.parser import load_config
 from gan_colorize.core.errors import UserError
 from gan_colorize.core.imageio import BadImageError, read_image
 
@@ -52,7 +55,7 @@ ARGS = ["0", "9", "10", "0-3", "3-1", "0;2;5", "left;checker_a", "left;;", "-1",
         "background", "random", "", "@GOOD", "@BROKEN", "@DIR", "@EMPTY", "/no/such/mask.png"]
 WEIGHTS = ["0", "-0", "1", "0.5", "1e309", "nan", "inf", "-1", "1_0", " 2 ", "", "0x1"]
 entries = st.tuples(
-    st.one_of(st.sampled_from(sorted(M.FAMILIES)), st.text(max_size=6)),
+    st.one_of(st.sampled_from(sorted(F.FAMILIES)), st.text(max_size=6)),
     st.one_of(st.none(), st.sampled_from(ARGS), st.text(max_size=8)),
     st.one_of(st.none(), st.sampled_from(WEIGHTS), st.floats().map(repr), st.text(max_size=4)),
 ).map(lambda t: t[0] + (f"={t[1]}" if t[1] is not None else "") + (f":{t[2]}" if t[2] is not None else ""))
@@ -68,14 +71,14 @@ def test_mask_spec_from_grammar_pieces(files, parts, seed, h, w):
     for tag, name in (("@GOOD", "good.png"), ("@BROKEN", "broken.png"), ("@DIR", "dir"), ("@EMPTY", "empty")):
         spec = spec.replace(tag, str(files / name))
     try:
-        parsed = M.parse_spec(spec)
-    except M.MaskSpecError as e:
+        parsed = S.parse_spec(spec)
+    except S.MaskSpecError as e:
         return assert_one_line(e)
     assert len(parsed) == spec.count(",") + 1
-    assert all(e.family in M.FAMILIES and np.isfinite(e.weight) and e.weight >= 0 for e in parsed)
+    assert all(e.family in F.FAMILIES and np.isfinite(e.weight) and e.weight >= 0 for e in parsed)
     try:
         sampler = M.MaskSampler(spec)
-    except M.MaskSpecError as e:       # a file= path that does not exist, or an empty folder
+    except S.MaskSpecError as e:       # a file= path that does not exist, or an empty folder
         return assert_one_line(e)
     rng = np.random.default_rng(seed)
     image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
@@ -95,7 +98,7 @@ def test_mask_spec_from_grammar_pieces(files, parts, seed, h, w):
 # --------------------------------------------------------------------------------- mask families
 
 @FUZZ
-@given(family=st.sampled_from(sorted(set(M.FAMILIES) - {"file"})),
+@given(family=st.sampled_from(sorted(set(F.FAMILIES) - {"file"})),
        h=st.integers(1, 40), w=st.integers(1, 40), seed=st.integers(0, 2**32 - 1),
        arg=st.one_of(st.none(), st.sampled_from(ARGS[:13]), st.text(max_size=6)),
        image_kind=st.sampled_from(["noise", "flat", "gradient"]),
@@ -113,15 +116,15 @@ def test_mask_family_parameters(family, h, w, seed, arg, image_kind, seg_kind):
     if family not in ("impa", "segmentation"):
         arg = None                     # the others take no argument (parse_spec refuses one)
     try:
-        m = M.FAMILIES[family](h, w, np.random.default_rng(seed), image=image, segmentation=seg, arg=arg)
+        m = F.FAMILIES[family](h, w, np.random.default_rng(seed), image=image, segmentation=seg, arg=arg)
     except UserError as e:
         assert_one_line(e)
         assert arg is not None or (family == "segmentation" and seg is None)
         return
     assert isinstance(m, np.ndarray) and m.dtype == np.float32 and m.shape == (h, w)
     assert np.isin(m, (0.0, 1.0)).all()
-    lo, hi = M.COVERAGE[family]
-    if family in M.RANDOM_FAMILIES and h * w >= 64:
+    lo, hi = F.COVERAGE[family]
+    if family in S.RANDOM_FAMILIES and h * w >= 64:
         assert lo <= m.mean() <= hi, (family, h, w, m.mean())
     if family == "impa" and h % 4 == 0 and w % 4 == 0:
         assert m.mean() == 0.5
@@ -241,7 +244,7 @@ def test_read_image_every_mode(files, data, h, w, seed, damage):
 
 @pytest.fixture(scope="module")
 def colorize_checkpoint(tmp_path_factory):
-    colorize = pytest.importorskip("gan_colorize.colorize")
+    colorize = pytest.importorskip("gan_colorize.apps.colorize_cli")
     if not callable(getattr(colorize, "main", None)):
         pytest.skip("gan_colorize.colorize has no main() yet")
     from conftest import hand_made_checkpoint

@@ -74,7 +74,7 @@ def test_wheel_install_ships_the_default_checkpoint(tmp_path):
     (Path(purelib) / "outer_site.pth").write_text("".join(f"{d}\n" for d in _outer_site_dirs()))
     _run([py, "-m", "pip", "install", "--no-deps", wheel], work, env)  # pip from the outer site
 
-    where = _run([py, "-c", "import gan_colorize.apps.colorize as c; print(c.__file__); "
+    where = _run([py, "-c", "import gan_colorize.apps.inputs as c; print(c.__file__); "
                             "print(c.DEFAULT_CHECKPOINT.is_file()); import gan_colorize.data.dedup as d; "
                             "print(d.FLOWERS102_DUPLICATES.is_file())"], work, env).stdout.split()
     assert Path(where[0]).is_relative_to(venv), where    # the wheel's copy, not the checkout's

@@ -24,7 +24,7 @@ from gan_colorize.model import checkpoint
 from gan_colorize.model import losses
 from gan_colorize.train import trainer
 from gan_colorize.apps.train_cli import train_main
-from gan_colorize.core.config import load_config, one_line
+from gan_colorize.core.parser import load_config, one_line
 from gan_colorize.core.errors import UserError
 from gan_colorize.core.interrupt import SafeCtrlC
 
@@ -280,7 +280,7 @@ def test_ctrl_c_while_importing_is_one_line(tmp_path, cache, lib, extra):
 @pytest.mark.skipif(not Path("/proc/self/maps").is_file(), reason="needs Linux's /proc")
 @pytest.mark.parametrize("tool", ["evaluate", "gan-colorize"])
 def test_ctrl_c_while_other_tools_import_torch_is_one_line(tmp_path, tool):
-    from gan_colorize.apps.colorize import DEFAULT_CHECKPOINT
+    from gan_colorize.apps.inputs import DEFAULT_CHECKPOINT
     Image.fromarray(colourful(32, 32)).save(tmp_path / "in.png")
     script, args = {
         "evaluate": (["evaluate.py"], ["--checkpoint", str(DEFAULT_CHECKPOINT), "--out", str(tmp_path / "ev")]),

@@ -40,10 +40,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .colorize import EmptyMaskWarning, prepare_mask
-from ..core.config import cli_main, one_line
+from .inputs import EmptyMaskWarning, prepare_mask
+from ..core.parser import cli_main, one_line
 from ..core.errors import UserError
-from ..data.masks import MaskSampler, mask_rng, parse_spec, resize_nearest
+from ..data.masks import MaskSampler, mask_rng
+from ..core.specs import parse_spec
+from ..data.mask_families import resize_nearest
 
 # hints.ALPHA_MIN: a hints PNG's pixel is a hint from this alpha on; painted layers use the same
 # rule (hints.py imports torch, which `gan-colorize-demo --help` should not wait for)
@@ -207,7 +209,7 @@ class Demo:
     @classmethod
     def from_settings(cls, settings):
         """Load the checkpoint; a failure is kept (and logged), so the page can say it."""
-        from .colorize import Colorizer
+        from .api import Colorizer
         colorizer, error = None, None
         try:
             colorizer = Colorizer.from_checkpoint(settings.checkpoint or None, device=settings.device,
@@ -446,7 +448,7 @@ INTRO = ("Serves the interactive demo: upload a photo, paint where colour goes (
 
 def parse_args(argv):
     """-> the validated demo settings (config.DemoConfig); the one config parser."""
-    from ..core.config import DEMO, parse_tool
+    from ..core.parser import DEMO, parse_tool
     cfg, _ = parse_tool(argv, DEMO, intro=INTRO)
     return cfg.demo
 

@@ -4,7 +4,7 @@ import os
 import sys
 import warnings
 
-from ..core.config import cli_main, load_config
+from ..core.parser import cli_main, load_config
 
 
 def _warning_line(message, category, filename, lineno, line=None):

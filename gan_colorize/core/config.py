@@ -1,4 +1,4 @@
-"""One typed configuration for training, evaluation and benchmarks.
+"""One typed configuration for training, evaluation and benchmarks (its command line: parser.py).
 
 A config is built in three layers: the dataclass defaults below (our default recipe on the
 embedded `samples` photos), then a YAML preset (`--config configs/NAME.yaml` or just `NAME`),
@@ -9,11 +9,15 @@ import dataclasses
 import json
 import math
 import os
-import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+import yaml
+
+from .atomic import write_atomic
 from .errors import UserError
+from .specs import (DATASETS, MaskSpecError, MixSpecError, check_mask_spec, check_roots, is_fixed,
+                    parse_mix, resolve_spec)
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 
@@ -167,7 +171,7 @@ class Config:
 
 
 CHOICES = {
-    "data.name": ("samples", "flowers17", "flowers102", "folder", "split_folders", "bsds500"),
+    "data.name": DATASETS,
     "data.flowers102_split": ("official", "train+test"),
     "masks.pairing": ("random", "all"),
     "model.generator": ("unet11", "seed"),
@@ -193,33 +197,6 @@ HINT_BASELINES = ("mean", "nearest", "levin")
 # (checkpoints, config.json) with an old key still load, under the new name.
 RENAMED = {"masks.eval": "masks.preview"}
 
-
-@dataclass(frozen=True)
-class Tool:
-    """What one command line accepts besides --config and --section.key VALUE: shorthands
-    (--name VALUE for a key), flags (--name alone sets a bool key) and positional arguments."""
-    prog: str
-    aliases: dict
-    flags: dict = field(default_factory=dict)
-    positional: str = ""             # metavar of positional arguments; empty: none accepted
-    sections: tuple = ()             # sections shown by --help; empty: all
-    presets: bool = False            # accepts --config PRESET
-
-
-TRAIN = Tool("train.py", {"--resume": "train.resume", "--device": "train.device",
-                          "--steps": "train.steps"}, presets=True)
-EVALUATE = Tool("evaluate.py", {"--checkpoint": "eval.checkpoint", "--out": "eval.out",
-                                "--device": "eval.device", "--precision": "eval.precision"},
-                sections=("eval", "data", "masks"))
-COLORIZE = Tool("gan-colorize", {f"--{k.replace('_', '-')}": f"colorize.{k}" for k in
-                                 ("checkpoint", "backend", "mask", "hints", "out", "composite", "size", "batch_size",
-                                  "device", "precision", "seed")},
-                flags={"--sheet": "colorize.sheet"}, positional="INPUT", sections=("colorize",))
-DEMO = Tool("gan-colorize-demo", {f"--{k.replace('_', '-')}": f"demo.{k}" for k in
-                                   ("checkpoint", "device", "precision", "host", "port", "max_side",
-                                    "max_upload_mb", "max_megapixels")},
-            sections=("demo",))
-ALIASES = TRAIN.aliases   # the training shorthands (bench and tests build training configs)
 
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
@@ -258,18 +235,20 @@ def _section_types(section):
     return {f.name: f.type if isinstance(f.type, type) else eval(f.type) for f in fields(section)}
 
 
-def _sections():
+def sections():
     return [f.name for f in fields(Config) if f.name != "preset"]
 
 
-def _set(cfg, key, value, renamed_ok=False):
+def set_key(cfg, key, value, renamed_ok=False):
+    """cfg.<section>.<key> = value, coerced to the field's type; an unknown key is a ConfigError.
+    An old key of RENAMED is an error naming the new one, unless renamed_ok (saved configs)."""
     if key in RENAMED:
         if not renamed_ok:
             raise ConfigError(f"{key}: this key is now {RENAMED[key]}")
         key = RENAMED[key]
     parts = key.split(".")
-    if len(parts) != 2 or parts[0] not in _sections():
-        raise ConfigError(f"{key}: unknown config key (sections: {', '.join(_sections())})")
+    if len(parts) != 2 or parts[0] not in sections():
+        raise ConfigError(f"{key}: unknown config key (sections: {', '.join(sections())})")
     section = getattr(cfg, parts[0])
     types = _section_types(section)
     if parts[1] not in types:
@@ -286,7 +265,7 @@ def _apply_dict(cfg, d, source, renamed_ok=False):
         if not isinstance(values, dict):
             raise ConfigError(f"{section}: expected a mapping in {source}, got {values!r}")
         for k, v in values.items():
-            _set(cfg, f"{section}.{k}", v, renamed_ok)
+            set_key(cfg, f"{section}.{k}", v, renamed_ok)
 
 
 def find_preset(name):
@@ -298,7 +277,6 @@ def find_preset(name):
 
 
 def load_preset(cfg, name):
-    import yaml
     path = find_preset(name)
     try:
         d = yaml.safe_load(path.read_text()) or {}
@@ -318,112 +296,7 @@ def from_dict(d):
     return cfg
 
 
-def parse_overrides(argv, tool=TRAIN):
-    """['--a.b', 'v', '--c.d=w', '--resume', 'auto', 'photo.jpg'] ->
-    (preset or None, [(key, value)], [positional]); tool's shorthands become their keys."""
-    preset, pairs, rest, i = None, [], [], 0
-    while i < len(argv):
-        arg = argv[i]
-        i += 1
-        if not arg.startswith("--"):
-            if not tool.positional:
-                raise ConfigError(f"{arg}: unexpected argument (use --section.key value)")
-            rest.append(arg)
-            continue
-        name, eq, value = arg.partition("=")
-        if name in tool.flags and not eq:
-            pairs.append((tool.flags[name], "true"))
-            continue
-        if not eq:
-            if i >= len(argv):
-                raise ConfigError(f"{name}: missing value")
-            value = argv[i]
-            i += 1
-        if name == "--config" and tool.presets:
-            preset = value
-        else:
-            key = tool.aliases.get(name) or tool.flags.get(name) or name[2:]
-            pairs.append((key, value))
-    return preset, pairs, rest
-
-
-def usage(tool=TRAIN, default_preset=None, intro=""):
-    """The --help text: every key of the tool's sections with its default and meaning."""
-    pos = f" {tool.positional} [{tool.positional} ...]" if tool.positional else ""
-    config = "[--config PRESET_OR_YAML] " if tool.presets else ""
-    lines = [f"usage: {tool.prog} {config}[--section.key VALUE ...]{pos}"]
-    if intro:
-        lines.append(intro)
-    if tool.presets:
-        lines.append(f"presets in {CONFIG_DIR}: "
-                     + ", ".join(sorted(p.stem for p in CONFIG_DIR.glob('*.yaml')))
-                     + (f" (default: {default_preset})" if default_preset else ""))
-    short = [f"{a} = --{k}" for a, k in tool.aliases.items()]
-    short += [f"{a} = --{k} true" for a, k in tool.flags.items()]
-    lines += ["shorthands: " + ", ".join(short), ""]
-    cfg = Config()
-    rows = []
-    for name in tool.sections or _sections():
-        section = getattr(cfg, name)
-        for f in fields(section):
-            choices = CHOICES.get(f"{name}.{f.name}")
-            meaning = f.metadata.get("help", "")
-            if choices and not all(c in meaning for c in choices):
-                meaning += f" ({'|'.join(choices)})"
-            rows.append((f"--{name}.{f.name} {getattr(section, f.name)!r}", meaning))
-    width = max(len(r[0]) for r in rows)
-    lines += [f"  {k.ljust(width)}  {m}" for k, m in rows]
-    return "\n".join(lines)
-
-
-def parse_command_line(argv, tool=TRAIN, base=None, default_preset=None, intro=""):
-    """The one parser of every tool: -> (Config, positional arguments), not yet validated.
-    base: a Config to start from (evaluation: the checkpoint's), else the dataclass defaults and
-    the preset. --help prints usage() and exits 0."""
-    argv = list(argv)
-    if "-h" in argv or "--help" in argv:
-        print(usage(tool, default_preset, intro))
-        raise SystemExit(0)
-    preset, pairs, rest = parse_overrides(argv, tool)
-    cfg = Config() if base is None else base
-    if preset or (default_preset and base is None):
-        load_preset(cfg, preset or default_preset)
-    for key, value in pairs:
-        _set(cfg, key, value)
-    return cfg, rest
-
-
-def with_alias(err, tool):
-    """A ConfigError about a key that has a shorthand names both: 'colorize.size (--size): ...'."""
-    msg = str(err)
-    for alias, key in {**tool.aliases, **tool.flags}.items():
-        if msg.startswith(key + ":"):
-            return ConfigError(f"{key} ({alias}){msg[len(key):]}")
-    return err
-
-
-def parse_tool(argv, tool, intro=""):
-    """An inference tool's command line (gan-colorize, the demo): -> (validated Config,
-    positional arguments); a bad value is a ConfigError that names the tool's shorthand too."""
-    cfg, rest = parse_command_line(argv, tool, intro=intro)
-    try:
-        validate(cfg, check_paths=False, training=False)
-    except ConfigError as err:
-        raise with_alias(err, tool) from None
-    return cfg, rest
-
-
-def load_config(argv=(), default_preset=None, check_paths=True, tool=TRAIN):
-    """Build, override and validate a training Config from command-line style arguments."""
-    cfg, _ = parse_command_line(argv, tool, default_preset=default_preset)
-    try:
-        validate(cfg, check_paths=check_paths)
-    except ConfigError as err:
-        raise with_alias(err, tool) from None
-    return cfg
-
-
-def validate(cfg, check_paths=True, training=True):
+def check(cfg, check_paths=True, training=True):
     """Raise ConfigError naming the first bad key; cheap, so it runs before any work.
     training=False (evaluation) skips the checks that only the training loader needs."""
     for key, allowed in CHOICES.items():
@@ -438,7 +311,7 @@ def validate(cfg, check_paths=True, training=True):
             raise ConfigError(f"{key}: {getattr(getattr(cfg, section), name)!r} {what}")
 
     d, t, l, e = cfg.data, cfg.train, cfg.loss, cfg.eval
-    _validate_tools(cfg, need)
+    _check_tools(cfg, need)
     need("data.size", d.size >= 32 and d.size % 32 == 0, "must be a positive multiple of 32")
     need("eval.size", e.size == 0 or (e.size >= 32 and e.size % 32 == 0),
          "must be 0 or a positive multiple of 32")
@@ -472,7 +345,6 @@ def validate(cfg, check_paths=True, training=True):
         if check_paths:
             need("data.root", os.path.isdir(os.path.expanduser(d.root)), "does not exist or is not a folder")
     if d.mix:
-        from ..data.mixture import MixSpecError, check_roots, parse_mix
         try:
             parse_mix(d.mix)
             if check_paths:
@@ -486,14 +358,13 @@ def validate(cfg, check_paths=True, training=True):
 
     # The data code trusts what is checked here: the names above, the fractions, and pairing=all
     # only with fixed training masks. A spec may be a bare mask file or folder (resolve_spec).
-    from ..data.masks import MaskSampler, MaskSpecError, resolve_spec
     for key, spec in (("masks.train", cfg.masks.train), ("masks.preview", cfg.masks.preview),
                       ("eval.masks", e.masks)):
         try:
-            sampler = MaskSampler(resolve_spec(spec))
+            entries = check_mask_spec(resolve_spec(spec))
         except MaskSpecError as err:
             raise ConfigError(f"{key}: {err}") from None
-        if training and key == "masks.train" and cfg.masks.pairing == "all" and not sampler.is_fixed:
+        if training and key == "masks.train" and cfg.masks.pairing == "all" and not is_fixed(entries):
             raise ConfigError(f"masks.pairing: 'all' needs fixed mask families (impa, full, empty, "
                               f"file), got {spec!r}")
     return cfg
@@ -511,7 +382,7 @@ def hint_counts(text):
     return counts
 
 
-def _validate_tools(cfg, need):
+def _check_tools(cfg, need):
     """The hint, evaluate.py, gan-colorize and gan-colorize-demo settings."""
     e, c, dm = cfg.eval, cfg.colorize, cfg.demo
     need("masks.hint_p", 0 < cfg.masks.hint_p <= 1, "must be in (0, 1]")
@@ -548,37 +419,4 @@ def _validate_tools(cfg, need):
 
 def save_config(cfg, path):
     """Write the resolved config as JSON, atomically."""
-    from .atomic import write_atomic
     write_atomic(path, json.dumps(cfg.to_dict(), indent=2) + "\n")
-
-
-def one_line(err):
-    """The message of a UserError as one line. One raised in a DataLoader worker comes back as
-    "Caught UserError in DataLoader worker ...\nOriginal Traceback ...\n<module>.UserError: msg":
-    only its last line, without the class name, is the user's message."""
-    lines = str(err).strip().splitlines()
-    if len(lines) > 1 and lines[0].startswith("Caught "):
-        last = lines[-1]
-        head, sep, rest = last.partition(": ")
-        return rest if sep and head.rsplit(".", 1)[-1] == type(err).__name__ else last
-    return " ".join(lines)
-
-
-def cli_main(fn):
-    """Run fn(); a UserError becomes `error: <message>` on stderr and exit status 2, Ctrl-C
-    (outside the training loop, which saves and returns) `interrupted` and exit status 130."""
-    def wrapped(*args, **kwargs):
-        from .interrupt import SafeCtrlC
-        try:
-            with SafeCtrlC():   # Ctrl-C inside the imports of torch & co. would abort the process
-                return fn(*args, **kwargs)
-        except UserError as err:
-            print(f"error: {one_line(err)}", file=sys.stderr)
-            raise SystemExit(2) from None
-        except KeyboardInterrupt:
-            # outside the training loop (imports, the data cache, evaluate, gan-colorize)
-            print("interrupted", file=sys.stderr)
-            raise SystemExit(130) from None
-    wrapped.__name__ = fn.__name__
-    wrapped.__doc__ = fn.__doc__
-    return wrapped

@@ -20,6 +20,7 @@ import os
 import warnings
 
 import numpy as np
+import cv2
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import UserError
@@ -183,3 +184,18 @@ def read_rgb(path, max_pixels=None):
 def is_image_file(path):
     """True when the name has one of the supported extensions (case-insensitive)."""
     return os.fspath(path).lower().endswith(IMAGE_EXTENSIONS)
+
+
+def resize_short(img, short, interp=None):
+    """Resize (h,w[,c]) uint8 so that min(h,w) == short, keeping the aspect ratio (and a
+    trailing channel axis, also of length 1). Default interpolation: INTER_AREA when shrinking
+    (no aliasing), INTER_CUBIC when enlarging."""
+    h, w = img.shape[:2]
+    if min(h, w) == short:
+        return img
+    s = short / min(h, w)
+    nh, nw = (short, max(1, round(w * s))) if h <= w else (max(1, round(h * s)), short)
+    if interp is None:
+        interp = cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC
+    out = cv2.resize(img, (nw, nh), interpolation=interp)
+    return out.reshape(nh, nw, *img.shape[2:])

@@ -29,7 +29,7 @@ import numpy as np
 
 from ..core.config import DataConfig
 from ..core.errors import UserError
-from ..core.imageio import BadImageError, read_rgb
+from ..core.imageio import BadImageError, read_rgb, resize_short
 from .splits import check_split, list_split
 
 log = logging.getLogger(__name__)
@@ -42,22 +42,6 @@ DEFAULT_CACHE_DIR = DataConfig().cache_dir  # where an empty data.cache_dir puts
 
 # ---------------------------------------------------------------------------------------------
 # decoding
-
-def resize_short(img, short, interp=None):
-    """Resize (h,w[,c]) uint8 so that min(h,w) == short, keeping the aspect ratio (and a
-    trailing channel axis, also of length 1). Default interpolation: INTER_AREA when shrinking
-    (no aliasing), INTER_CUBIC when enlarging."""
-    import cv2
-    h, w = img.shape[:2]
-    if min(h, w) == short:
-        return img
-    s = short / min(h, w)
-    nh, nw = (short, max(1, round(w * s))) if h <= w else (max(1, round(h * s)), short)
-    if interp is None:
-        interp = cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC
-    out = cv2.resize(img, (nw, nh), interpolation=interp)
-    return out.reshape(nh, nw, *img.shape[2:])
-
 
 def ab_range(rgb):
     """How colourful an image is: the larger of the a and b channels' 1st..99th percentile spans

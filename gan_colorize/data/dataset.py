@@ -14,7 +14,8 @@ import os
 import numpy as np
 import torch
 
-from .cache import ImageCache, resize_short
+from ..core.imageio import resize_short
+from .cache import ImageCache
 from ..core.errors import UserError
 
 
@@ -42,7 +43,7 @@ class MaskedImageDataset(torch.utils.data.Dataset):
     - train=False with a spec of one `file` entry (a mask file or folder): item i gets file
       i % n_files (sorted) instead of a draw, so every file is used equally often.
     When the sampler needs segmentations, images without one are left out. pairing is trusted
-    to be valid (config.validate checks it).
+    to be valid (config.check checks it).
     """
 
     def __init__(self, cache, mask_sampler, size, train, pairing="random", seed=0, hint_p=None):
@@ -261,14 +262,15 @@ def build_loader(cfg, split, train, rank=0, world_size=1, *, size=None, mask_spe
     order, every item once (shards may be uneven across ranks), the first max_samples items
     when max_samples > 0.
     A mask spec may also be a bare mask file or folder (masks.resolve_spec). cfg is trusted to
-    be validated (config.validate). masks.pairing=all pairs every image with every fixed mask;
+    be validated (config.check). masks.pairing=all pairs every image with every fixed mask;
     an eval spec that is not fixed is drawn per item instead.
     size defaults to data.size. With torch.distributed initialised, rank 0 builds the cache while
     the other ranks wait at a barrier. Workers: data.workers (persistent when > 0).
     With data.mix, the dataset is a mixture.MixedDataset of the parts' splits, drawn by weight in
     training and back to back otherwise (items also carry `part`).
     """
-    from .masks import MaskSampler, resolve_spec
+    from .masks import MaskSampler
+    from ..core.specs import resolve_spec
     from .mixture import MixedDataset, data_parts
     size = int(size or cfg.data.size)
     sampler_m = MaskSampler(resolve_spec(cfg.masks.train if train else mask_spec or cfg.masks.preview))

@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import UserError
+from ..core.imageio import resize_short
 
 WORK_SIDE = 256              # the gray image's shorter side before windows are cut
 HASH_SIDE = 64               # each window is reduced to HASH_SIDE x HASH_SIDE
@@ -79,7 +80,6 @@ def window_hashes(image):
     image."""
     import cv2
 
-    from .cache import resize_short
     gray = np.asarray(image)
     if gray.ndim == 3:
         gray = cv2.cvtColor(np.ascontiguousarray(gray[..., :3], dtype=np.uint8), cv2.COLOR_RGB2GRAY)

@@ -2,7 +2,7 @@
 
     data.mix = "flowers102=../shared/datasets/flowers102:3,folder=../shared/datasets/imagenet_samples:1"
 
-Grammar (the mask specs' own, masks.split_spec): `entry ("," entry)*`, entry := `NAME[=ROOT][:WEIGHT]`,
+Grammar (core/specs.py: parse_mix, the mask specs' own split_spec): `entry ("," entry)*`, entry := `NAME[=ROOT][:WEIGHT]`,
 NAME one of data.name's datasets, ROOT its folder (every dataset but `samples` needs one),
 WEIGHT a finite number > 0 (default 1). The weight is whatever follows the LAST ':', so a root
 containing ':' needs an explicit weight; a root cannot contain ','. Every other data.* key
@@ -33,37 +33,15 @@ import numpy as np
 import torch
 
 from ..core.errors import UserError
+from ..core.specs import parse_mix
 
 MIX_STREAM = 0x6D6978   # "mix": keeps the mixture's draws apart from the sampler's own
-
-
-class MixSpecError(UserError):
-    """A bad data.mix; the message is one line and names the bad part."""
 
 
 class Part(NamedTuple):
     label: str
     data: object        # a config.DataConfig with this part's name and root, and no mix
     weight: float
-
-
-def parse_mix(spec):
-    """'flowers102=DIR:3,folder=DIR' -> [(name, root, weight)]. Checks the grammar, the names,
-    roots (given where needed, not the file system) and weights; -> MixSpecError (one line)."""
-    from ..core.config import CHOICES
-    from .masks import split_spec
-    out = []
-    for part, name, root, weight in split_spec(spec, what="data mixture", noun="dataset",
-                                               known=CHOICES["data.name"], error=MixSpecError,
-                                               example="flowers102=DIR:3,folder=DIR:1"):
-        if name == "samples" and root is not None:
-            raise MixSpecError(f"dataset 'samples' takes no root, got {part!r}")
-        if name != "samples" and root is None:
-            raise MixSpecError(f"dataset {name!r} needs its root in {part!r}: {name}=DIR")
-        if weight <= 0:
-            raise MixSpecError(f"bad weight in {part!r} (a part of a mixture needs a weight > 0)")
-        out.append((name, root or "", weight))
-    return out
 
 
 def data_parts(cfg_data):
@@ -100,13 +78,6 @@ def not_held_out(cfg_data):
         if val <= train:
             out.append(part.label)
     return out
-
-
-def check_roots(spec):
-    """A one-line MixSpecError for the first root of a mixture that is not a folder."""
-    for name, root, _ in parse_mix(spec):
-        if root and not os.path.isdir(os.path.expanduser(root)):
-            raise MixSpecError(f"root {root} of {name} does not exist or is not a folder")
 
 
 def mixture_order(sizes, weights, total, seed, epoch):

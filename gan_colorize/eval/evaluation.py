@@ -55,8 +55,8 @@ import sys
 import time
 from pathlib import Path
 
-from ..core.config import (EVALUATE, ConfigError, Config, _set, cli_main, parse_overrides,
-                     save_config, usage, validate, with_alias)
+from ..core.parser import EVALUATE, cli_main, parse_overrides, usage, with_alias
+from ..core.config import ConfigError, Config, set_key, save_config, check
 from ..core.atomic import write_atomic
 from ..core.errors import UserError
 
@@ -86,7 +86,7 @@ def parse_args(argv):
     probe = Config()
     try:
         for key, value in pairs:
-            _set(probe, key, value)
+            set_key(probe, key, value)
     except ConfigError as err:
         raise with_alias(err, EVALUATE) from None
     if not probe.eval.checkpoint:
@@ -100,7 +100,7 @@ def eval_config(state, path, overrides):
     saved = checkpoint_config(state, path)
     cfg = copy.deepcopy(saved)
     for key, value in overrides:
-        _set(cfg, key, value)
+        set_key(cfg, key, value)
     keys = {key for key, _ in overrides}
     if cfg.data.mix and keys & {"data.name", "data.root"} and "data.mix" not in keys:
         cfg.data.mix = ""   # one dataset named on the command line: score it, not the mixture
@@ -112,7 +112,7 @@ def eval_config(state, path, overrides):
                           f"colour hints (model.hints off); only 0 can be scored")
     # data.root and friends are checked by the data pipeline, with their own messages
     try:
-        validate(cfg, check_paths=False, training=False)
+        check(cfg, check_paths=False, training=False)
     except ConfigError as err:
         raise with_alias(err, EVALUATE) from None
     return cfg

@@ -98,7 +98,7 @@ def colorize_in_browser(driver, url, photo, hard=True, timeout=60):
     links = [a.get_attribute("href") for a in driver.find_elements(By.CSS_SELECTOR, "#downloads a")]
     mask_url = next(u for u in links if u and u.split("?")[0].endswith("_mask.png"))
     mask = _read_png(mask_url, timeout)
-    from gan_colorize.data.masks import resize_nearest
+    from gan_colorize.data.mask_families import resize_nearest
     return {"message": message.text, "output": output,
             "mask": resize_nearest(mask[..., 0] > 127, *output.shape[:2])}
 

@@ -9,9 +9,10 @@ import skimage.data
 import torch
 from PIL import Image
 
-from gan_colorize.apps import colorize
+from gan_colorize.apps import api, colorize_cli, inputs
 from gan_colorize.core.color import lab_to_rgb, rgb_to_lab
-from gan_colorize.apps.colorize import Colorizer, fit_gamut, prepare_mask
+from gan_colorize.apps.api import Colorizer, fit_gamut
+from gan_colorize.apps.inputs import prepare_mask
 from gan_colorize.core.errors import UserError
 from conftest import hand_made_checkpoint
 from gan_colorize.data.masks import MaskSampler, mask_rng
@@ -142,9 +143,9 @@ def test_each_mask_dtype_keeps_its_meaning(colorizer, kind):
 ])
 def test_an_empty_mask_warns_in_one_line_and_gives_gray(colorizer, kind, mask, said):
     rgb = _photo(48, 80)
-    with pytest.warns(colorize.EmptyMaskWarning) as caught:
+    with pytest.warns(inputs.EmptyMaskWarning) as caught:
         out = colorizer.colorize(rgb, mask, composite="hard")
-    empty = [w for w in caught if issubclass(w.category, colorize.EmptyMaskWarning)]
+    empty = [w for w in caught if issubclass(w.category, inputs.EmptyMaskWarning)]
     assert len(empty) == 1
     message = str(empty[0].message)
     assert "\n" not in message and "no pixel set" in message and "gray" in message
@@ -165,7 +166,7 @@ def test_a_mask_emptied_by_the_resize_says_so(colorizer):
 
 
 def test_colorize_batch_names_the_empty_mask(colorizer):
-    with pytest.warns(colorize.EmptyMaskWarning, match="^mask 1: the mask has no pixel set"):
+    with pytest.warns(inputs.EmptyMaskWarning, match="^mask 1: the mask has no pixel set"):
         colorizer.colorize_batch([_photo(48, 80)] * 2, [_half(48, 80), np.zeros((48, 80), bool)])
 
 
@@ -245,7 +246,7 @@ def mixed(tmp_path):
 
 
 def _cli(argv):
-    return colorize.main([str(a) for a in argv])
+    return colorize_cli.main([str(a) for a in argv])
 
 
 def test_cli_mixed_folder(ckpt, mixed, tmp_path, capsys):
@@ -334,7 +335,7 @@ def test_cli_refuses_to_overwrite_an_input(ckpt, tmp_path, capsys):
     (["--checkpoint", "CKPT", "--mask", "BAD", "--out", "OUT", "IN"], "--mask: cannot read mask file BAD: "),
 ])
 def test_cli_errors_are_one_line(ckpt, tmp_path, monkeypatch, capsys, argv, message):
-    monkeypatch.setattr(colorize, "DEFAULT_CHECKPOINT", tmp_path / "checkpoints" / "default.pt")
+    monkeypatch.setattr(api, "DEFAULT_CHECKPOINT", tmp_path / "checkpoints" / "default.pt")
     Image.fromarray(_photo(32, 32)).save(tmp_path / "in.png")
     (tmp_path / "bad.png").write_bytes(b"garbage")
     sub = {"CKPT": ckpt, "OUT": tmp_path / "out", "IN": tmp_path / "in.png",
@@ -371,8 +372,8 @@ def test_unreadable_mask_in_a_folder_is_reported_as_the_mask(ckpt, tmp_path, cap
 def test_shipped_default_checkpoint_colours_inside_and_stays_gray_outside():
     """The shipped default checkpoint (RESULTS.md's x7_meanfit) on a photo it never saw, under a half-plane mask:
     clearly coloured inside, near gray outside, without --composite hard."""
-    if not colorize.DEFAULT_CHECKPOINT.is_file():
-        pytest.skip(f"no {colorize.DEFAULT_CHECKPOINT} in this checkout")
+    if not inputs.DEFAULT_CHECKPOINT.is_file():
+        pytest.skip(f"no {inputs.DEFAULT_CHECKPOINT} in this checkout")
     c = Colorizer.from_checkpoint(device="cpu")
     rgb = skimage.data.coffee()                          # 400 x 600, never in Flowers17
     mask = np.zeros(rgb.shape[:2], np.float32)
@@ -387,8 +388,8 @@ def test_shipped_default_checkpoint_colours_inside_and_stays_gray_outside():
 def test_shipped_default_checkpoint_follows_a_hint_inside_the_mask_only():
     """The shipped checkpoint takes colour hints: a few blue hints in the coloured half turn the
     colour there towards blue (b* falls), and the gray half stays gray."""
-    if not colorize.DEFAULT_CHECKPOINT.is_file():
-        pytest.skip(f"no {colorize.DEFAULT_CHECKPOINT} in this checkout")
+    if not inputs.DEFAULT_CHECKPOINT.is_file():
+        pytest.skip(f"no {inputs.DEFAULT_CHECKPOINT} in this checkout")
     c = Colorizer.from_checkpoint(device="cpu")
     assert c.takes_hints
     rgb = skimage.data.coffee()                          # 400 x 600
@@ -447,14 +448,14 @@ def test_hard_composite_stays_gray_outside_whatever_the_hints(hint_ckpt, hints):
     h = (_rgba_hint(40, 40, (10, 30, 2, 18), (0, 200, 0)) if hints == "rgba"    # half size
          else [(5, 5, (0, 0, 255), 5), (20, 60, (255, 255, 0), 7)])
     out = c.colorize(rgb, mask, composite="hard", hints=h)
-    with pytest.warns(colorize.EmptyMaskWarning):             # the empty mask: gray, and said
+    with pytest.warns(inputs.EmptyMaskWarning):             # the empty mask: gray, and said
         gray = c.colorize(rgb, np.zeros((80, 80)), composite="hard")
     assert np.array_equal(out[~mask], gray[~mask])
 
 
 def test_a_small_hint_on_a_large_photo_reaches_the_network_with_its_colour(hint_ckpt):
     """A 3x3 px hint on a 1024 px photo still reaches the 64 px network, with its colour."""
-    from gan_colorize.apps.colorize import user_hints
+    from gan_colorize.apps.api import user_hints
     from gan_colorize.data.hints import hints_from_points
     c = Colorizer.from_checkpoint(hint_ckpt, device="cpu", precision="fp32")
     mask = np.ones((1024, 1024), np.float32)

@@ -11,7 +11,8 @@ import pytest
 from conftest import colourful, hand_made_checkpoint
 from PIL import Image
 
-from gan_colorize.apps import colorize as colorize_cli
+from gan_colorize.apps import colorize_cli
+from gan_colorize.apps import inputs
 from gan_colorize.apps import demo as demo_mod
 from gan_colorize.core.config import DemoConfig
 from gan_colorize.apps.demo import Demo, editing_shape, gray_view, layer_hints, layer_mask
@@ -144,7 +145,7 @@ def test_gray_view_is_what_the_colorizer_keeps(plain):
     """The view's gray equals the Colorizer's output under an empty mask (its L, ab = 0) to
     one level."""
     rgb = colourful(40, 56, 3)
-    with pytest.warns(colorize_cli.EmptyMaskWarning):
+    with pytest.warns(inputs.EmptyMaskWarning):
         ref = plain.colorizer.colorize(rgb, np.zeros((40, 56), np.float32), composite="hard")
     view = gray_view(rgb)
     assert is_gray(view).all()

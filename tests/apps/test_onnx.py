@@ -17,9 +17,9 @@ onnx = pytest.importorskip("onnx")
 
 from conftest import colourful, hand_made_checkpoint  # noqa: E402
 from gan_colorize.apps import export  # noqa: E402
-from gan_colorize.apps import colorize
+from gan_colorize.apps import api, colorize_cli, inputs
 from gan_colorize.model.checkpoint import load_generator  # noqa: E402
-from gan_colorize.apps.colorize import Colorizer  # noqa: E402
+from gan_colorize.apps.api import Colorizer  # noqa: E402
 from gan_colorize.core.config import ConfigError  # noqa: E402
 from gan_colorize.core.errors import UserError  # noqa: E402
 from gan_colorize.apps.onnx_backend import OPSET, OnnxGenerator, OnnxModelError, export_onnx  # noqa: E402
@@ -189,9 +189,9 @@ def test_cli_backend_onnx_writes_what_the_torch_backend_writes(models, tmp_path)
     ck, path = models["unet11"]
     Image.fromarray(colourful(70, 90, 3)).save(tmp_path / "photo.png")
     common = ["--mask", "impa=0", str(tmp_path / "photo.png")]
-    assert colorize.main(["--checkpoint", str(ck), "--precision", "fp32",
+    assert colorize_cli.main(["--checkpoint", str(ck), "--precision", "fp32",
                           "--out", str(tmp_path / "t"), *common]) == 0
-    assert colorize.main(["--backend", "onnx", "--checkpoint", str(path),
+    assert colorize_cli.main(["--backend", "onnx", "--checkpoint", str(path),
                           "--out", str(tmp_path / "o"), *common]) == 0
     a, b = (np.asarray(Image.open(tmp_path / d / "photo_color.png")) for d in ("t", "o"))
     assert a.shape == b.shape == (70, 90, 3) and np.abs(a.astype(int) - b.astype(int)).max() <= 1
@@ -206,7 +206,7 @@ def test_cli_backend_onnx_writes_what_the_torch_backend_writes(models, tmp_path)
 ])
 def test_backend_settings_are_checked_before_anything_runs(argv, key):
     with pytest.raises(ConfigError, match=key.replace("(", r"\(").replace(")", r"\)")):
-        colorize.parse_args([*argv, "--mask", "full", "--out", "o", "x.png"])
+        colorize_cli.parse_args([*argv, "--mask", "full", "--out", "o", "x.png"])
 
 
 def _foreign_onnx(path):
@@ -253,7 +253,7 @@ def test_foreign_and_damaged_files_are_one_line_errors(models, tmp_path, capsys)
     from PIL import Image
     Image.fromarray(colourful(40, 40)).save(photo)
     with pytest.raises(SystemExit) as ex:
-        colorize.main(["--backend", "onnx", "--checkpoint", str(bad["foreign"][0]), "--mask", "full",
+        colorize_cli.main(["--backend", "onnx", "--checkpoint", str(bad["foreign"][0]), "--mask", "full",
                        "--out", str(tmp_path / "out"), str(photo)])
     assert ex.value.code == 2
     lines = capsys.readouterr().err.strip().splitlines()
@@ -274,7 +274,7 @@ def test_export_onnx_cli_writes_atomically_and_refuses_bad_checkpoints(models, t
 
 
 def test_core_imports_no_onnx_and_a_missing_extra_is_one_line(models, monkeypatch):
-    code = ("import sys, gan_colorize.apps.colorize, gan_colorize.apps.export, gan_colorize.apps.onnx_backend; "
+    code = ("import sys, gan_colorize.apps.colorize_cli, gan_colorize.apps.api, gan_colorize.apps.export, gan_colorize.apps.onnx_backend; "
             "print(sorted(m for m in ('onnx', 'onnxruntime') if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                           timeout=120)

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from gan_colorize.core.config import (CONFIG_DIR, Config, ConfigError, from_dict, load_config,
-                                 save_config)
+from gan_colorize.core.config import CONFIG_DIR, Config, ConfigError, from_dict, save_config
+from gan_colorize.core.parser import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -115,5 +115,5 @@ def test_help_lists_keys():
 
 
 def test_default_config_object_is_valid():
-    from gan_colorize.core.config import validate
-    validate(Config())
+    from gan_colorize.core.config import check
+    check(Config())

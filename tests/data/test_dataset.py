@@ -6,11 +6,12 @@ from hypothesis import given, settings, strategies as st
 from PIL import Image
 
 from conftest import GOOD, build, dcfg
-from gan_colorize.data.cache import resize_short
+from gan_colorize.core.imageio import resize_short
 from gan_colorize.core.config import Config, EvalConfig, MaskConfig, TrainConfig
 from gan_colorize.data.dataset import MaskedImageDataset, ResumableSampler, build_loader
 from gan_colorize.core.errors import UserError
-from gan_colorize.data.masks import MaskSampler, impa_mask
+from gan_colorize.data.masks import MaskSampler
+from gan_colorize.data.mask_families import impa_mask
 
 
 def full_cfg(d, train="impa:1,stripes:1,rect:1,brush:1", preview="impa:1,brush:1", pairing="random",

@@ -9,6 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from PIL import Image
 
+from gan_colorize.core import specs as S
+from gan_colorize.data import mask_families as F
 from gan_colorize.data import masks as M
 from gan_colorize.core.errors import UserError
 
@@ -47,7 +49,7 @@ def draw(family, h, w, seed, arg=None, path=None):
     """One draw of `family` with every input it could need."""
     if family == "file":
         arg = path
-    return M.FAMILIES[family](h, w, np.random.default_rng(seed), image=_image(h, w),
+    return F.FAMILIES[family](h, w, np.random.default_rng(seed), image=_image(h, w),
                               segmentation=_seg(h, w), arg=arg)
 
 
@@ -61,12 +63,12 @@ def assert_binary(m, h, w):
 def test_families_complete():
     want = {"impa", "stripes", "grid", "rect", "brush", "blobs", "superpixels", "segmentation",
             "full", "empty", "file"}
-    assert set(M.FAMILIES) == want == set(M.COVERAGE)
-    for lo, hi in (M.COVERAGE[f] for f in M.RANDOM_FAMILIES):
+    assert set(F.FAMILIES) == want == set(F.COVERAGE)
+    for lo, hi in (F.COVERAGE[f] for f in S.RANDOM_FAMILIES):
         assert 0.1 <= lo < hi <= 0.9
 
 
-@pytest.mark.parametrize("family", list(M.FAMILIES))
+@pytest.mark.parametrize("family", list(F.FAMILIES))
 @pytest.mark.parametrize("hw", [(64, 64), (48, 80), (32, 96)])
 def test_family_binary_shape(family, hw, mask_png):
     h, w = hw
@@ -74,48 +76,48 @@ def test_family_binary_shape(family, hw, mask_png):
         assert_binary(draw(family, h, w, seed, path=mask_png), h, w)
 
 
-@pytest.mark.parametrize("family", list(M.FAMILIES))
+@pytest.mark.parametrize("family", list(F.FAMILIES))
 def test_family_coverage(family, mask_png):
-    lo, hi = M.COVERAGE[family]
+    lo, hi = F.COVERAGE[family]
     cov = np.array([draw(family, 64, 64, s, path=mask_png).mean() for s in range(50)])
     assert lo <= cov.min() and cov.max() <= hi, (cov.min(), cov.max())
-    if family in M.RANDOM_FAMILIES:  # the range is used, not one value
+    if family in S.RANDOM_FAMILIES:  # the range is used, not one value
         assert cov.std() > 0.02
 
 
-@pytest.mark.parametrize("family", list(M.FAMILIES))
+@pytest.mark.parametrize("family", list(F.FAMILIES))
 def test_family_reproducible(family, mask_png):
     a, b = draw(family, 48, 80, 7, path=mask_png), draw(family, 48, 80, 7, path=mask_png)
     np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("family", M.RANDOM_FAMILIES + ("impa",))
+@pytest.mark.parametrize("family", S.RANDOM_FAMILIES + ("impa",))
 def test_family_seed_dependent(family):
     masks = [draw(family, 64, 64, s) for s in range(6)]
     distinct = {m.tobytes() for m in masks}
-    assert len(distinct) >= (6 if family in M.RANDOM_FAMILIES else 2)
+    assert len(distinct) >= (6 if family in S.RANDOM_FAMILIES else 2)
 
 
 def test_random_family_fallback_keeps_range():
     """A draw that always misses the range ends in the exact-coverage fallback, inside it."""
-    always_full = M._within(0.2, 0.8)(lambda h, w, rng, **_: np.ones((h, w), bool))
+    always_full = F._within(0.2, 0.8)(lambda h, w, rng, **_: np.ones((h, w), bool))
     for s in range(5):
         m = always_full(64, 64, np.random.default_rng(s))
         assert_binary(m, 64, 64)
         assert 0.2 <= m.mean() <= 0.8
-    for fam in M.RANDOM_FAMILIES:
-        lo, hi = M.COVERAGE[fam]
+    for fam in S.RANDOM_FAMILIES:
+        lo, hi = F.COVERAGE[fam]
         for s in range(5):
-            assert lo <= M._sweep(8, 8, np.random.default_rng(s), lo, hi).mean() <= hi
+            assert lo <= F._sweep(8, 8, np.random.default_rng(s), lo, hi).mean() <= hi
 
 
 def test_full_empty():
-    assert (M.full(5, 7, None) == 1).all() and (M.empty(5, 7, None) == 0).all()
+    assert (F.full(5, 7, None) == 1).all() and (F.empty(5, 7, None) == 0).all()
 
 
 def test_superpixels_needs_image():
     with pytest.raises(UserError, match="superpixels"):
-        M.superpixels(32, 32, np.random.default_rng(0), image=None)
+        F.superpixels(32, 32, np.random.default_rng(0), image=None)
 
 
 def test_superpixels_flat_image():
@@ -123,7 +125,7 @@ def test_superpixels_flat_image():
     img = np.zeros((64, 64, 3), np.uint8)
     img[:, 32:] = 255
     for s in range(5):
-        m = M.superpixels(64, 64, np.random.default_rng(s), image=img)
+        m = F.superpixels(64, 64, np.random.default_rng(s), image=img)
         assert_binary(m, 64, 64)
         assert 0.2 <= m.mean() <= 0.8
 
@@ -131,14 +133,14 @@ def test_superpixels_flat_image():
 def test_segmentation_family():
     seg = _seg(32, 32)
     rng = np.random.default_rng(0)
-    np.testing.assert_array_equal(M.segmentation(32, 32, rng, segmentation=seg), seg)
+    np.testing.assert_array_equal(F.segmentation(32, 32, rng, segmentation=seg), seg)
     np.testing.assert_array_equal(
-        M.segmentation(32, 32, rng, segmentation=seg, arg="background"), 1 - seg)
-    outs = {M.segmentation(32, 32, np.random.default_rng(s), segmentation=seg,
+        F.segmentation(32, 32, rng, segmentation=seg, arg="background"), 1 - seg)
+    outs = {F.segmentation(32, 32, np.random.default_rng(s), segmentation=seg,
                            arg="random").tobytes() for s in range(20)}
     assert outs == {seg.astype(np.float32).tobytes(), (1 - seg).astype(np.float32).tobytes()}
     with pytest.raises(UserError, match="segmentation"):
-        M.segmentation(32, 32, rng, segmentation=None)
+        F.segmentation(32, 32, rng, segmentation=None)
 
 
 def _is_union_of_segments(m, labels):
@@ -157,18 +159,18 @@ def test_segmentation_family_object_masks():
     labels = np.stack([bsds_labels(48, 64, k) for k in range(3)], -1).astype(np.uint8)
     seen_ann, seen_n = set(), set()
     for s in range(60):
-        m = M.segmentation(48, 64, np.random.default_rng(s), segmentation=labels)
+        m = F.segmentation(48, 64, np.random.default_rng(s), segmentation=labels)
         assert_binary(m, 48, 64)
         assert 0.05 <= m.mean() <= 0.70
         a, ids = _is_union_of_segments(m, labels)
         assert 1 <= len(ids) <= 3
         seen_ann.add(a)
         seen_n.add(len(ids))
-        again = M.segmentation(48, 64, np.random.default_rng(s), segmentation=labels)
+        again = F.segmentation(48, 64, np.random.default_rng(s), segmentation=labels)
         assert np.array_equal(m, again)
     assert seen_ann == {0, 1, 2} and seen_n == {1, 2, 3}
-    m = M.segmentation(48, 64, np.random.default_rng(0), segmentation=labels)
-    inv = M.segmentation(48, 64, np.random.default_rng(0), segmentation=labels, arg="background")
+    m = F.segmentation(48, 64, np.random.default_rng(0), segmentation=labels)
+    inv = F.segmentation(48, 64, np.random.default_rng(0), segmentation=labels, arg="background")
     assert np.array_equal(inv, 1 - m)
     # a sampler reads them through the same family
     m, fam = M.MaskSampler("segmentation:1").sample(48, 64, np.random.default_rng(1), segmentation=labels)
@@ -180,22 +182,22 @@ def test_object_mask_edge_cases():
     # many small segments: only a union of 3 of them reaches 5%
     small = (np.arange(40 * 40).reshape(40, 40, 1) // 32 % 50 + 1).astype(np.uint8)
     for s in range(10):
-        m = M.object_mask(small, np.random.default_rng(s))
+        m = F.object_mask(small, np.random.default_rng(s))
         assert 0.05 <= m.mean() <= 0.70 and len(np.unique(small[m])) == 3
     # a crop inside one big region plus slivers: no union of 1-3 fits, the nearest segment wins
     one = np.ones((40, 40, 2), np.uint8)
     one[:, :1, 1] = 2                        # annotator 1: a 1-px sliver (2.5%) beside the region
-    m = M.object_mask(one, rng)
+    m = F.object_mask(one, rng)
     assert m.mean() == pytest.approx(0.025) and m[:, 0].all()
-    assert M.object_mask(np.zeros((8, 8, 1), np.uint8), rng).sum() == 0
+    assert F.object_mask(np.zeros((8, 8, 1), np.uint8), rng).sum() == 0
     with pytest.raises(ValueError, match="does not match"):
-        M.segmentation(8, 8, rng, segmentation=np.ones((8, 9, 2), np.uint8))
+        F.segmentation(8, 8, rng, segmentation=np.ones((8, 9, 2), np.uint8))
 
 
 # --------------------------------------------------------------------------------- impa
 
 def test_impa_known_answers_4x4():
-    L, R, T, B, VA, VB, HA, HB, CA, CB = M.impa_masks(4, 4)
+    L, R, T, B, VA, VB, HA, HB, CA, CB = F.impa_masks(4, 4)
     np.testing.assert_array_equal(L, [[1, 1, 0, 0]] * 4)
     np.testing.assert_array_equal(T, np.array([[1, 1, 0, 0]] * 4).T)
     np.testing.assert_array_equal(VA, [[1, 0, 1, 0]] * 4)
@@ -207,33 +209,33 @@ def test_impa_known_answers_4x4():
 
 @pytest.mark.parametrize("hw", [(256, 256), (48, 80), (32, 96)])
 def test_impa_exact_half(hw):
-    ms = M.impa_masks(*hw)
-    assert len(ms) == len(M.IMPA_NAMES) == 10
+    ms = F.impa_masks(*hw)
+    assert len(ms) == len(S.IMPA_NAMES) == 10
     assert len({m.tobytes() for m in ms}) == 10
     for k, m in enumerate(ms):
         assert_binary(m, *hw)
-        assert m.mean() == 0.5, M.IMPA_NAMES[k]
+        assert m.mean() == 0.5, S.IMPA_NAMES[k]
     for a in range(0, 10, 2):
         np.testing.assert_array_equal(ms[a] + ms[a + 1], 1)
 
 
 def test_impa_band_boundaries_integer():
     h, w = 32, 96  # bands of 24 columns / 8 rows exactly
-    va = M.impa_mask(4, h, w)
+    va = F.impa_mask(4, h, w)
     assert (va[:, :24] == 1).all() and (va[:, 24:48] == 0).all() and (va[:, 72:] == 0).all()
-    ca = M.impa_mask(8, h, w)
+    ca = F.impa_mask(8, h, w)
     assert ca[0, 0] == 1 and ca[8, 0] == 0 and ca[0, 24] == 0 and ca[8, 24] == 1
 
 
 def test_impa_pngs_match_generator():
     files = sorted(os.listdir(IMPA_DIR))
-    assert files == [f"{k:02d}_{n}.png" for k, n in enumerate(M.IMPA_NAMES)]
-    for f, m in zip(files, M.impa_masks(256, 256)):
+    assert files == [f"{k:02d}_{n}.png" for k, n in enumerate(S.IMPA_NAMES)]
+    for f, m in zip(files, F.impa_masks(256, 256)):
         with Image.open(os.path.join(IMPA_DIR, f)) as im:
             assert im.mode == "L" and im.size == (256, 256)
             np.testing.assert_array_equal(np.asarray(im), (m * 255).astype(np.uint8))
-        np.testing.assert_array_equal(M.load_mask_file(os.path.join(IMPA_DIR, f), 64, 64),
-                                      M.impa_mask(int(f[:2]), 64, 64))
+        np.testing.assert_array_equal(F.load_mask_file(os.path.join(IMPA_DIR, f), 64, 64),
+                                      F.impa_mask(int(f[:2]), 64, 64))
 
 
 @pytest.mark.parametrize("arg,want", [
@@ -241,12 +243,12 @@ def test_impa_pngs_match_generator():
     ("0-1;8", (0, 1, 8)), (" 9 ; 9 ", (9,)), ("left;checker_b", (0, 9)),
 ])
 def test_impa_arg(arg, want):
-    assert M.parse_impa_arg(arg) == want
+    assert S.parse_impa_arg(arg) == want
 
 
 def test_impa_subset_draws():
-    seen = {M.impa(16, 16, np.random.default_rng(s), arg="0;2;5").tobytes() for s in range(60)}
-    assert seen == {M.impa_mask(k, 16, 16).tobytes() for k in (0, 2, 5)}
+    seen = {F.impa(16, 16, np.random.default_rng(s), arg="0;2;5").tobytes() for s in range(60)}
+    assert seen == {F.impa_mask(k, 16, 16).tobytes() for k in (0, 2, 5)}
 
 
 # --------------------------------------------------------------------------------- spec
@@ -263,7 +265,7 @@ def test_impa_subset_draws():
     ("empty:1e-3", [("empty", None, 0.001)]),
 ])
 def test_parse_spec_good(spec, want):
-    assert [tuple(e) for e in M.parse_spec(spec)] == want
+    assert [tuple(e) for e in S.parse_spec(spec)] == want
 
 
 @pytest.mark.parametrize("spec,part", [
@@ -289,16 +291,16 @@ def test_parse_spec_good(spec, want):
     ("file=C:/masks", "'/masks'"),  # ':' in a path needs an explicit weight
 ])
 def test_parse_spec_bad(spec, part):
-    with pytest.raises(M.MaskSpecError) as ei:
-        M.parse_spec(spec)
+    with pytest.raises(S.MaskSpecError) as ei:
+        S.parse_spec(spec)
     msg = str(ei.value)
     assert part in msg and "\n" not in msg
     assert isinstance(ei.value, UserError)
 
 
 def test_parse_spec_not_a_string():
-    with pytest.raises(M.MaskSpecError):
-        M.parse_spec(None)
+    with pytest.raises(S.MaskSpecError):
+        S.parse_spec(None)
 
 
 @settings(max_examples=300, deadline=None)
@@ -306,22 +308,22 @@ def test_parse_spec_not_a_string():
                st.characters(), max_size=30))
 def test_parse_spec_fuzz(spec):
     try:
-        entries = M.parse_spec(spec)
-    except M.MaskSpecError as e:
+        entries = S.parse_spec(spec)
+    except S.MaskSpecError as e:
         assert "\n" not in str(e)
         return
-    assert entries and all(e.family in M.FAMILIES and e.weight >= 0 for e in entries)
+    assert entries and all(e.family in F.FAMILIES and e.weight >= 0 for e in entries)
     assert sum(e.weight for e in entries) > 0
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(family=st.sampled_from(sorted(set(M.FAMILIES) - {"file"})),
+@given(family=st.sampled_from(sorted(set(F.FAMILIES) - {"file"})),
        h=st.integers(8, 96), w=st.integers(8, 96), seed=st.integers(0, 2**32 - 1))
 def test_family_any_size_fuzz(family, h, w, seed):
     m = draw(family, h, w, seed)
     assert_binary(m, h, w)
-    lo, hi = M.COVERAGE[family]
-    if family in M.RANDOM_FAMILIES:
+    lo, hi = F.COVERAGE[family]
+    if family in S.RANDOM_FAMILIES:
         assert lo <= m.mean() <= hi
 
 
@@ -347,7 +349,7 @@ def test_sampler_properties(mask_png):
     s = M.MaskSampler("impa:1,brush:1,impa=0:1")
     assert s.families == ["impa", "brush"]
     assert not s.is_fixed and not s.needs_image and not s.needs_segmentation
-    with pytest.raises(M.MaskSpecError, match="brush"):
+    with pytest.raises(S.MaskSpecError, match="brush"):
         s.fixed_masks(8, 8)
     s = M.MaskSampler("superpixels,segmentation")
     assert s.needs_image and s.needs_segmentation
@@ -355,7 +357,7 @@ def test_sampler_properties(mask_png):
     assert s.is_fixed
     fm = s.fixed_masks(16, 16)
     assert [f for _, f in fm] == ["impa", "impa", "full", "empty", "file"]
-    np.testing.assert_array_equal(fm[0][0], M.impa_mask(0, 16, 16))
+    np.testing.assert_array_equal(fm[0][0], F.impa_mask(0, 16, 16))
     for m, _ in fm:
         assert_binary(m, 16, 16)
 
@@ -371,9 +373,9 @@ def test_sampler_sample_reproducible():
 
 
 def test_sampler_missing_file(tmp_path):
-    with pytest.raises(M.MaskSpecError, match="nope"):
+    with pytest.raises(S.MaskSpecError, match="nope"):
         M.MaskSampler(f"file={tmp_path / 'nope'}")
-    with pytest.raises(M.MaskSpecError, match="no .png"):
+    with pytest.raises(S.MaskSpecError, match="no .png"):
         M.MaskSampler(f"file={tmp_path}")
 
 
@@ -390,14 +392,14 @@ def test_mask_rng():
 def test_load_mask_file_gray_resize(tmp_path):
     a = np.array([[0, 127], [128, 255]], np.uint8)  # binarise at 0.5: 127 -> 0, 128 -> 1
     p = _save(tmp_path, "g.png", a)
-    np.testing.assert_array_equal(M.load_mask_file(p, 2, 2), [[0, 0], [1, 1]])
-    big = M.load_mask_file(p, 4, 6)  # nearest: each source pixel becomes a 2x3 block
+    np.testing.assert_array_equal(F.load_mask_file(p, 2, 2), [[0, 0], [1, 1]])
+    big = F.load_mask_file(p, 4, 6)  # nearest: each source pixel becomes a 2x3 block
     np.testing.assert_array_equal(big, np.kron([[0, 0], [1, 1]], np.ones((2, 3))))
     assert_binary(big, 4, 6)
 
 
 def test_load_mask_file_downscale_and_rgb(tmp_path, mask_png):
-    m = M.load_mask_file(mask_png, 6, 9)  # 20x30 with the left third white
+    m = F.load_mask_file(mask_png, 6, 9)  # 20x30 with the left third white
     np.testing.assert_array_equal(m, np.tile([1, 1, 1, 0, 0, 0, 0, 0, 0], (6, 1)))
     rgb = np.zeros((8, 8, 3), np.uint8)
     rgb[:4] = (255, 255, 255)
@@ -405,30 +407,30 @@ def test_load_mask_file_downscale_and_rgb(tmp_path, mask_png):
     p = _save(tmp_path, "rgb.png", rgb)
     want = np.zeros((8, 8))
     want[:4] = 1
-    np.testing.assert_array_equal(M.load_mask_file(p, 8, 8), want)
+    np.testing.assert_array_equal(F.load_mask_file(p, 8, 8), want)
     jpg = tmp_path / "j.jpg"
     Image.fromarray(np.full((16, 16), 250, np.uint8)).save(jpg)
-    assert (M.load_mask_file(str(jpg), 8, 8) == 1).all()
+    assert (F.load_mask_file(str(jpg), 8, 8) == 1).all()
 
 
 def test_load_mask_file_unreadable(tmp_path):
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"not a png at all")
     with pytest.raises(UserError, match="broken.png") as ei:
-        M.load_mask_file(str(bad), 8, 8)
+        F.load_mask_file(str(bad), 8, 8)
     assert "\n" not in str(ei.value)
     with pytest.raises(UserError, match="missing.png"):
-        M.load_mask_file(str(tmp_path / "missing.png"), 8, 8)
+        F.load_mask_file(str(tmp_path / "missing.png"), 8, 8)
 
 
 def test_file_family_folder(tmp_path):
     d = tmp_path / "dir"
     d.mkdir()
     for k in (0, 5, 8):
-        Image.fromarray((M.impa_mask(k, 32, 32) * 255).astype(np.uint8)).save(d / f"{k}.png")
+        Image.fromarray((F.impa_mask(k, 32, 32) * 255).astype(np.uint8)).save(d / f"{k}.png")
     (d / "notes.txt").write_text("ignored")
-    seen = {M.file(16, 16, np.random.default_rng(s), arg=str(d)).tobytes() for s in range(40)}
-    assert seen == {M.impa_mask(k, 16, 16).tobytes() for k in (0, 5, 8)}
+    seen = {F.file(16, 16, np.random.default_rng(s), arg=str(d)).tobytes() for s in range(40)}
+    assert seen == {F.impa_mask(k, 16, 16).tobytes() for k in (0, 5, 8)}
     s = M.MaskSampler(f"file={d}")
     assert len(s.fixed_masks(16, 16)) == 3
 
@@ -436,22 +438,22 @@ def test_file_family_folder(tmp_path):
 def test_resolve_spec_turns_a_bare_path_into_file(tmp_path, monkeypatch):
     d = tmp_path / "my:masks"  # a ':' in the path must not be read as a weight
     d.mkdir()
-    Image.fromarray((M.impa_mask(0, 8, 8) * 255).astype(np.uint8)).save(d / "left.png")
-    assert M.resolve_spec(str(d)) == f"file={d}:1"
-    assert M.resolve_spec(str(d / "left.png")) == f"file={d / 'left.png'}:1"
-    assert M.MaskSampler(M.resolve_spec(str(d))).entries == [M.MaskEntry("file", str(d), 1.0)]
+    Image.fromarray((F.impa_mask(0, 8, 8) * 255).astype(np.uint8)).save(d / "left.png")
+    assert S.resolve_spec(str(d)) == f"file={d}:1"
+    assert S.resolve_spec(str(d / "left.png")) == f"file={d / 'left.png'}:1"
+    assert M.MaskSampler(S.resolve_spec(str(d))).entries == [S.MaskEntry("file", str(d), 1.0)]
     monkeypatch.setenv("HOME", str(tmp_path))
-    assert M.resolve_spec("~/my:masks") == "file=~/my:masks:1"
-    assert len(M.MaskSampler(M.resolve_spec("~/my:masks")).fixed_masks(8, 8)) == 1
+    assert S.resolve_spec("~/my:masks") == "file=~/my:masks:1"
+    assert len(M.MaskSampler(S.resolve_spec("~/my:masks")).fixed_masks(8, 8)) == 1
     for spec in ("impa:1,brush", "file=nope", str(tmp_path / "missing")):  # not a path: as it is
-        assert M.resolve_spec(spec) == spec
+        assert S.resolve_spec(spec) == spec
 
 
 def test_resize_nearest_by_pixel_centres():
     m = np.arange(4)[None].repeat(2, 0)                       # (2, 4): columns 0 1 2 3
-    np.testing.assert_array_equal(M.resize_nearest(m, 2, 8), [[0, 0, 1, 1, 2, 2, 3, 3]] * 2)
-    np.testing.assert_array_equal(M.resize_nearest(m, 1, 2), [[1, 3]])  # centres 1.0, 3.0 -> 1, 3
-    np.testing.assert_array_equal(M.resize_nearest(m, 2, 3), [[0, 2, 3]] * 2)
+    np.testing.assert_array_equal(F.resize_nearest(m, 2, 8), [[0, 0, 1, 1, 2, 2, 3, 3]] * 2)
+    np.testing.assert_array_equal(F.resize_nearest(m, 1, 2), [[1, 3]])  # centres 1.0, 3.0 -> 1, 3
+    np.testing.assert_array_equal(F.resize_nearest(m, 2, 3), [[0, 2, 3]] * 2)
 
 
 def test_file_family_unreadable_in_folder(tmp_path):
@@ -459,7 +461,7 @@ def test_file_family_unreadable_in_folder(tmp_path):
     d.mkdir()
     (d / "x.png").write_bytes(b"\x89PNG garbage")
     with pytest.raises(UserError, match="x.png"):
-        M.file(8, 8, np.random.default_rng(0), arg=str(d))
+        F.file(8, 8, np.random.default_rng(0), arg=str(d))
 
 
 # --------------------------------------------------------------------------------- CLI

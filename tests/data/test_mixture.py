@@ -5,9 +5,11 @@ import torch
 from PIL import Image
 
 from conftest import colourful, dcfg
-from gan_colorize.core.config import ConfigError, load_config
+from gan_colorize.core.config import ConfigError
+from gan_colorize.core.parser import load_config
 from gan_colorize.data.dataset import ResumableSampler, build_loader
-from gan_colorize.data.mixture import MixSpecError, MixedDataset, data_parts, mixture_order, parse_mix
+from gan_colorize.core.specs import MixSpecError, parse_mix
+from gan_colorize.data.mixture import MixedDataset, data_parts, mixture_order
 from test_dataset import _collect, full_cfg
 
 

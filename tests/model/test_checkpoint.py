@@ -112,7 +112,7 @@ def test_not_a_checkpoint_says_so_in_one_line_without_torch_advice(tmp_path, cas
 @pytest.mark.parametrize("tool", ["evaluate", "gan-colorize"])
 @pytest.mark.parametrize("case", ["png", "custom_class"])
 def test_cli_with_a_non_checkpoint_prints_our_line_only(tmp_path, capsys, tool, case):
-    from gan_colorize.apps import colorize
+    from gan_colorize.apps import colorize_cli as colorize
     from gan_colorize.eval import evaluation
     path, says = _not_checkpoints(tmp_path)[case]
     if tool == "evaluate":
@@ -175,7 +175,7 @@ def test_kill_during_save_never_leaves_a_broken_file(tmp_path):
 
 
 def test_export_keeps_only_g_ema_in_fp16_and_colorizer_loads_it(tmp_path):
-    from gan_colorize.apps.colorize import Colorizer
+    from gan_colorize.apps.api import Colorizer
     from gan_colorize.core.config import Config
     cfg = Config()
     cfg.model.width = 0.25

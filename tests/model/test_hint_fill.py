@@ -9,7 +9,8 @@ import torch
 from conftest import hand_made_checkpoint
 from gan_colorize.eval import evaluation
 from gan_colorize.model.checkpoint import CheckpointError, grow_into
-from gan_colorize.core.config import ConfigError, load_config
+from gan_colorize.core.config import ConfigError
+from gan_colorize.core.parser import load_config
 from gan_colorize.model.hint_fill import baseline_fills, levin_fill, mean_fill, nearest_fill, pushpull
 from gan_colorize.model.networks import Generator
 

@@ -7,7 +7,7 @@ from PIL import Image
 
 from conftest import tiny_config
 from gan_colorize.train import trainer
-from gan_colorize.core.config import load_config
+from gan_colorize.core.parser import load_config
 from gan_colorize.data.mixture import not_held_out
 from gan_colorize.train.rundir import NOT_HELD_OUT, mark_not_held_out
 

@@ -37,7 +37,7 @@ setup(
         "console_scripts": [
             "gan-colorize=gan_colorize.apps.colorize_cli:main",
             "gan-colorize-train=gan_colorize.apps.train_cli:train_main",
-            "gan-colorize-evaluate=gan_colorize.eval.evaluation:main",
+            "gan-colorize-evaluate=gan_colorize.apps.evaluate_cli:main",
             "gan-colorize-masks=gan_colorize.data.masks:main",
             "gan-colorize-demo=gan_colorize.apps.demo:main",
         ]

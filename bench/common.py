@@ -1,5 +1,5 @@
 """Shared helpers for the benchmarks: the machine, timing, peak memory, tables, JSON, isolation,
-and the training step exactly as gan_colorize.trainer.train runs it.
+and the training step exactly as gan_colorize.train_loop.train runs it.
 
 Peak memory: CUDA -> torch.cuda.max_memory_allocated (reset per config). CPU -> the process's
 peak RSS (resource.getrusage ru_maxrss). RSS is process-wide and never goes down, so a CPU figure
@@ -282,30 +282,33 @@ def bench_config(arch="unet11", width=1.0, size=64, batch=16, precision="bf16", 
 
 def make_env(cfg):
     """The trainer's own Env for cfg (device, autocast dtype, channels_last)."""
-    from gan_colorize.train import trainer
-    return trainer.setup_env(cfg)
+    from gan_colorize.train import loop as train_loop
+    from gan_colorize.train import steps as train_steps
+    return train_steps.setup_env(cfg)
 
 
 class TrainStep:
-    """The trainer's own step (gan_colorize.trainer.train_step) on models built and wrapped as
-    trainer.train builds them (compiled with train.compile).
+    """The trainer's own step (gan_colorize.train_steps.train_step) on models built and wrapped as
+    train_loop.train builds them (compiled with train.compile).
 
     step(gray, ab_real, mask[, hint_ab, hint_mask]) or step(*batch): model-space tensors already
-    on the device (trainer.to_device). eager=True runs the uncompiled G and D (FLOP counting)."""
+    on the device (train_steps.to_device). eager=True runs the uncompiled G and D (FLOP counting)."""
 
     def __init__(self, cfg, env):
-        from gan_colorize.train import trainer
+        from gan_colorize.train import loop as train_loop
+        from gan_colorize.train import steps as train_steps
         self.cfg, self.env = cfg, env
-        self.m = trainer.wrap_models(trainer.build_models(cfg, env), cfg, env)
+        self.m = train_steps.wrap_models(train_steps.build_models(cfg, env), cfg, env)
         self.n = 0
 
     def __call__(self, gray, ab_real, mask, hint_ab=None, hint_mask=None, eager=False):
         import dataclasses
 
-        from gan_colorize.train import trainer
+        from gan_colorize.train import loop as train_loop
+        from gan_colorize.train import steps as train_steps
         m = dataclasses.replace(self.m, g_train=self.m.g, d_train=self.m.d) if eager else self.m
-        batch = trainer.Batch(gray, ab_real, mask, hint_ab, hint_mask)
-        trainer.train_step(m, batch, self.cfg, self.env, self.n)
+        batch = train_steps.Batch(gray, ab_real, mask, hint_ab, hint_mask)
+        train_steps.train_step(m, batch, self.cfg, self.env, self.n)
         self.n += 1
 
     def params(self):
@@ -314,9 +317,10 @@ class TrainStep:
 
 
 def synthetic_batch(batch, size, env, seed=0):
-    """A loader-like batch made up in memory and passed through trainer.to_device (so the Lab
+    """A loader-like batch made up in memory and passed through train_steps.to_device (so the Lab
     conversion and channels_last match training): rgb noise, random rectangle masks."""
-    from gan_colorize.train import trainer
+    from gan_colorize.train import loop as train_loop
+    from gan_colorize.train import steps as train_steps
     gen = torch.Generator().manual_seed(seed)
     rgb = torch.randint(0, 256, (batch, 3, size, size), dtype=torch.uint8, generator=gen)
     mask = torch.zeros(batch, 1, size, size)
@@ -324,7 +328,7 @@ def synthetic_batch(batch, size, env, seed=0):
         y0, x0 = torch.randint(0, size // 2, (2,), generator=gen).tolist()
         y1, x1 = (v + size // 2 for v in torch.randint(0, size // 2, (2,), generator=gen).tolist())
         mask[i, :, y0:y1, x0:x1] = 1
-    return tuple(trainer.to_device({"rgb": rgb, "mask": mask}, env))[:3]
+    return tuple(train_steps.to_device({"rgb": rgb, "mask": mask}, env))[:3]
 
 
 # --------------------------------------------------------------------------- output

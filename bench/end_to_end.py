@@ -3,7 +3,7 @@ against the straightforward pipeline feeding the same step, in one run.
 
 Modes (each in a fresh process on the CPU, --isolate auto, so each has its own peak RSS):
   compute                   the step on one synthetic batch already on the device (no loader)
-  ours                      data.build_loader -> trainer.to_device (Lab on the device) -> step
+  ours                      data.build_loader -> train_steps.to_device (Lab on the device) -> step
   straightforward           bench/baseline.py loader (PIL + torchvision + skimage rgb2lab in the
                             workers, float tensors) -> device -> the same step
   pipeline_ours             ours without the step: what the input pipeline can deliver
@@ -45,7 +45,7 @@ def run_mode(mode, data="samples", root="", size=64, batch=16, workers=None, mas
              channels_last="auto", compile=False, steps=30, warmup=5, threads=0, isolated=False):
     """One mode -> a row: images/s, time blocked on data vs in the step, peak memory."""
     from gan_colorize.data import dataset as gdata
-    from gan_colorize.train import trainer
+    from gan_colorize.train import steps as train_steps
     common.set_threads(threads)
     dev = common.resolve_device(device)
     ns = argparse.Namespace(data=data, root=root, size=size, batch=batch, workers=workers, masks=masks)
@@ -59,7 +59,7 @@ def run_mode(mode, data="samples", root="", size=64, batch=16, workers=None, mas
     loader = None
     if mode in ("ours", "pipeline_ours"):
         loader, sampler = gdata.build_loader(cfg, "train", train=True, progress=False)
-        src, prep = pipeline.endless(loader, sampler), (lambda b: trainer.to_device(b, env))
+        src, prep = pipeline.endless(loader, sampler), (lambda b: train_steps.to_device(b, env))
     elif mode in ("straightforward", "pipeline_straightforward"):
         loader = baseline.build_loader(cfg)
         src, prep = pipeline.endless(loader), (lambda b: baseline.to_device(b, env))

@@ -1,6 +1,6 @@
 """Inference speed of G_ema: images/s at --size (batched) and ms per --hires image at batch 1.
 
-G_ema is the trainer's (trainer.build_models: a deep copy of G in eval mode, no grads), run under
+G_ema is the trainer's (train_steps.build_models: a deep copy of G in eval mode, no grads), run under
 torch.inference_mode and the trainer's autocast. Inputs are synthetic model-space tensors already
 on the device; the Lab conversion and image I/O are not timed.
 
@@ -72,12 +72,12 @@ def measure(arch="unet11", width=1.0, size=256, batch=16, hires=512, precision="
     if onnx:
         import onnxruntime  # noqa: F401
     else:
-        from gan_colorize.train import trainer
+        from gan_colorize.train import steps as train_steps
     base = common.current_rss_bytes() if dev.type == "cpu" else None
     if onnx:
         run = _onnx_forward(onnx_path, threads)
     else:
-        g_ema = trainer.build_models(cfg, env).g_ema
+        g_ema = train_steps.build_models(cfg, env).g_ema
 
         def run(gray, mask):
             with torch.inference_mode(), env.autocast():

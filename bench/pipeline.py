@@ -136,7 +136,7 @@ def main(argv=None):
     cache_root = args.cache_dir or tempfile.mkdtemp(prefix="gan_colorize-bench-cache-")
     from gan_colorize.core import color
     from gan_colorize.data import dataset as data
-    from gan_colorize.train import trainer
+    from gan_colorize.train import steps as train_steps
     from gan_colorize.data.cache import ImageCache
     from gan_colorize.data.splits import list_split
     cfg = data_cfg(args, cache_root, device=dev.type, channels_last=args.channels_last)
@@ -193,8 +193,8 @@ def main(argv=None):
                              images_per_s_best=args.batch / (lab[prec]["ms_per_batch_best"] / 1e3)))
 
         common.log("pipeline: ours + to_device (Lab on the device)")
-        rows.append(dict(pipeline="ours + trainer.to_device (what the step consumes)",
-                         **loader_rate(loader, sampler, on_batch=lambda b: trainer.to_device(b, env), **win)))
+        rows.append(dict(pipeline="ours + train_steps.to_device (what the step consumes)",
+                         **loader_rate(loader, sampler, on_batch=lambda b: train_steps.to_device(b, env), **win)))
         del loader, sampler
 
         # (c) the straightforward pipeline ---------------------------------------------------

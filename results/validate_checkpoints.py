@@ -29,7 +29,7 @@ def main(argv):
     for path in ckpts:
         g, _, _ = load_generator(path, torch.device("cpu"))
         for scale in scales:
-            row = validation.validate(lambda *x: scale * g(*x), parts,
+            row = validation.score_parts(lambda *x: scale * g(*x), parts,
                                       lambda: torch.autocast("cpu", torch.bfloat16))
             print(path, "" if scale == 1 else f"ab x {scale:g}:", validation.summary(row, parts, False))
 

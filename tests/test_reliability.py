@@ -22,7 +22,7 @@ from PIL import Image
 from conftest import TINY, colourful
 from gan_colorize.model import checkpoint
 from gan_colorize.model import losses
-from gan_colorize.train import trainer
+from gan_colorize.train import loop as train_loop
 from gan_colorize.apps.train_cli import train_main
 from gan_colorize.core.parser import load_config, one_line
 from gan_colorize.core.errors import UserError
@@ -360,7 +360,7 @@ def poison_generator_loss(monkeypatch, is_bad):
 def test_non_finite_step_is_skipped_and_counted(tmp_path, cache, monkeypatch):
     poison_generator_loss(monkeypatch, lambda step: step == 2)
     cfg = load_config(tiny(tmp_path, cache, "--train.steps", "4"))
-    result = trainer.train(cfg)
+    result = train_loop.train(cfg)
     assert result.step == 4
     rows = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["bad_steps"] for r in rows] == [0, 1, 0, 0]
@@ -368,7 +368,7 @@ def test_non_finite_step_is_skipped_and_counted(tmp_path, cache, monkeypatch):
     events = b"".join(p.read_bytes() for p in result.run_dir.glob("events.out.tfevents.*"))
     assert b"train/bad_steps" in events                      # and TensorBoard has the counter
     state = checkpoint.load(result.run_dir / "checkpoints" / "latest.pt")
-    assert state["step"] == 4 and trainer.all_finite(result.models.g, result.models.d)
+    assert state["step"] == 4 and train_loop.all_finite(result.models.g, result.models.d)
 
 
 def test_max_bad_steps_stops_and_keeps_the_last_good_checkpoint(tmp_path, cache, monkeypatch, capsys):
@@ -489,7 +489,7 @@ def test_crafted_pickle_through_resume_is_refused(tmp_path, cache, monkeypatch, 
 
 
 def test_resume_with_another_width_lists_what_differs(tmp_path, cache, capsys):
-    trainer.train(load_config(tiny(tmp_path, cache, "--train.steps", "1")))
+    train_loop.train(load_config(tiny(tmp_path, cache, "--train.steps", "1")))
     run = tmp_path / "runs" / "r"
     before = {p: (run / p).read_bytes() for p in ("checkpoints/latest.pt", "config.json")}
     code, _, err = cli(tiny(tmp_path, cache, "--train.steps", "2", "--resume", "auto",

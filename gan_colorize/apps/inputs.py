@@ -3,7 +3,6 @@ of their layouts) and masks (prepare_mask), the empty-mask message and the worki
 Shared by the API (api.py), its command line (colorize_cli.py) and the demo, which import
 it before torch loads. See api.py for the rules.
 """
-import warnings
 from pathlib import Path
 
 import numpy as np

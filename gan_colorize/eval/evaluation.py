@@ -1,4 +1,5 @@
-"""Score a checkpoint's G_ema on a split, next to two baselines, per mask family.
+"""Score a checkpoint's G_ema on a split, next to two baselines, per mask family (its command
+line, evaluate.py: apps/evaluate_cli.py; the scoring core: scoring.py).
 
     python evaluate.py --checkpoint runs/RUN/checkpoints/latest.pt [--out DIR]
         [--device auto|cpu|cuda] [--precision auto|fp32|bf16]
@@ -45,105 +46,52 @@ desired images, overall only; noisy below a few thousand samples) when
 desired, per image) when the `lpips` package is installed and alexnet-owt-7be5be79.pth is in the
 same folder. Otherwise one line says what to put where.
 """
-import copy
 import csv
+import importlib.util
 import json
 import math
 import os
-import re
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
-from ..core.parser import EVALUATE, cli_main, parse_overrides, usage, with_alias
-from ..core.config import ConfigError, Config, set_key, save_config, check
+import numpy as np
+import torch
+import torch.nn.functional as F
+import torchvision.models as tvm
+from torchvision.models import inception_v3
+from tqdm import tqdm
+
+from ..core import color
 from ..core.atomic import write_atomic
+from ..core.config import hint_counts, save_config
 from ..core.errors import UserError
+from ..core.runtime import autocast, resolve_device, resolve_precision
+from ..data.dataset import build_loader
+from ..data.hints import batch_fixed_hints, draw_hints
+from ..model.checkpoint import load_generator
+from ..model.hint_fill import baseline_fills
+from .metrics import METRIC_NAMES, MetricAccumulator, hint_err
+from .scoring import score_outputs, spread
+from .sheets import contact_sheet, save_png, sheet_tiles
 
 SOURCES = ("model", "gray", "oracle")
 SHEET_ROWS = 8
 TABLE_METRICS = ("leak", "leak_px", "edge_leak", "fill", "psnr_in", "ssim_in", "psnr", "auc_in",
                  "colorfulness")
-INTRO = ("Scores a checkpoint's G_ema; the config is the checkpoint's own, and the keys given "
-         "here override it\n(model.* cannot change). Any key of any section is accepted; "
-         "the evaluation ones are listed.")
-
-
-# ---------------------------------------------------------------------------------------------
-# command line
-
-def parse_args(argv):
-    """-> (checkpoint path, config overrides [(key, value)]). Keys and types are checked here,
-    against the defaults, before torch loads; --help prints the keys and exits."""
-    argv = list(argv)
-    if "-h" in argv or "--help" in argv:
-        print(usage(EVALUATE, intro=INTRO))
-        raise SystemExit(0)
-    _, pairs, _ = parse_overrides(argv, EVALUATE)
-    if any(key == "config" for key, _ in pairs):
-        raise ConfigError("--config: evaluation starts from the checkpoint's config; "
-                          "override single keys (--section.key VALUE) instead")
-    probe = Config()
-    try:
-        for key, value in pairs:
-            set_key(probe, key, value)
-    except ConfigError as err:
-        raise with_alias(err, EVALUATE) from None
-    if not probe.eval.checkpoint:
-        raise UserError("--checkpoint is required (e.g. runs/RUN/checkpoints/latest.pt)")
-    return probe.eval.checkpoint, pairs
-
-
-def eval_config(state, path, overrides):
-    """The checkpoint's config with `overrides` applied and validated."""
-    from ..model.checkpoint import checkpoint_config
-    saved = checkpoint_config(state, path)
-    cfg = copy.deepcopy(saved)
-    for key, value in overrides:
-        set_key(cfg, key, value)
-    keys = {key for key, _ in overrides}
-    if cfg.data.mix and keys & {"data.name", "data.root"} and "data.mix" not in keys:
-        cfg.data.mix = ""   # one dataset named on the command line: score it, not the mixture
-    if cfg.model != saved.model:
-        raise ConfigError("model.*: the architecture comes from the checkpoint and cannot be "
-                          "overridden for evaluation")
-    if not cfg.model.hints and cfg.eval.hints.replace(" ", "") not in ("0", ""):
-        raise ConfigError(f"eval.hints: {cfg.eval.hints!r}: this checkpoint was trained without "
-                          f"colour hints (model.hints off); only 0 can be scored")
-    # data.root and friends are checked by the data pipeline, with their own messages
-    try:
-        check(cfg, check_paths=False, training=False)
-    except ConfigError as err:
-        raise with_alias(err, EVALUATE) from None
-    return cfg
-
-
-def mask_slug(spec):
-    """A folder-name-safe short form of a mask spec or folder: 'impa:1,brush' -> 'impa_1_brush'."""
-    p = os.path.expanduser(spec)
-    text = (Path(p).resolve().name or "masks") if os.path.isdir(p) else spec
-    return re.sub(r"[^A-Za-z0-9=.-]+", "_", text).strip("_.")[:80] or "masks"
-
-
-def default_out(ckpt, split, spec):
-    ckpt = Path(ckpt)
-    run_dir = ckpt.parents[1] if ckpt.parent.name == "checkpoints" else ckpt.parent
-    return run_dir / "eval" / f"{split}-{mask_slug(spec)}"
 
 
 # ---------------------------------------------------------------------------------------------
 # optional extras: FID and LPIPS, only from weights already on disk
 
 def _weights_file(weights_enum_name):
-    import torch
-    import torchvision.models as tvm
     url = getattr(tvm, weights_enum_name).IMAGENET1K_V1.url
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url), url
 
 
 def extras_status():
     """-> (fid weights path or None, lpips available (bool), note line or None)."""
-    import importlib.util
     fid_file, fid_url = _weights_file("Inception_V3_Weights")
     alex_file, alex_url = _weights_file("AlexNet_Weights")
     fid = fid_file if fid_file.is_file() else None
@@ -168,15 +116,12 @@ class InceptionFeatures:
     __call__(rgb (N,3,H,W) in [0,1]) -> float64 (N,2048)."""
 
     def __init__(self, path, device):
-        import torch
-        from torchvision.models import inception_v3
         net = inception_v3(weights=None, aux_logits=True, transform_input=False, init_weights=False)
         net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         net.fc = torch.nn.Identity()
         self.net = net.eval().requires_grad_(False).to(device)
 
     def __call__(self, rgb):
-        import torch.nn.functional as F
         x = F.interpolate(rgb.float(), size=(299, 299), mode="bilinear", align_corners=False,
                           antialias=True)
         # the Google weights expect [-1,1]: what transform_input makes of ImageNet-normalised input
@@ -190,7 +135,6 @@ def frechet_distance(a, b):
     square roots of the eigenvalues of S_a S_b; with centred features A, B these are the squared
     singular values of A B^T / sqrt((n-1)(m-1)), so for n, m <= d an (n,m) SVD replaces the
     (d,d) matrix square root (exact, and seconds instead of minutes at d = 2048)."""
-    import numpy as np
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     n, m = len(a), len(b)
     if n < 2 or m < 2:
@@ -228,158 +172,179 @@ def _sample_key(ds, i):
         return ""
 
 
-def evaluate(ckpt, cfg, state, out_dir, device=None, precision=None, progress=True,
-             log=print):
-    """Score G_ema of `state` (loaded from `ckpt`) under `cfg`; write the files to out_dir.
-    device, precision: default cfg.eval.device and cfg.eval.precision (fp32).
-    Returns the metrics.json dict (NaN as float here; null in the file)."""
-    import torch
-    from tqdm import tqdm
+class _Run(NamedTuple):
+    """The fixed parts of one evaluation."""
+    g: object                 # G_ema, eval mode, on dev
+    dev: object
+    amp: object               # autocast dtype or None
+    ds: object                # the eval dataset
+    families: list
+    counts: list              # hint counts scored (eval.hints)
+    hinted: bool              # a hint model
+    base_names: list          # hint baselines scored beside it (eval.baselines)
+    seed: int
+    sheet_at: set             # dataset indices of the sheet rows
+    lpips_net: object         # or None
+    inception: object         # or None
 
-    from ..core import color
-    from ..data import dataset as data
-    from ..model.checkpoint import load_generator
-    from ..core.runtime import autocast, resolve_device, resolve_precision
-    from .sheets import sheet_tiles
-    from ..core.config import hint_counts
-    from ..model.hint_fill import baseline_fills
-    from ..data.hints import batch_fixed_hints
-    from .metrics import METRIC_NAMES, MetricAccumulator, compute_metrics, hint_err
 
-    dev = resolve_device(device or cfg.eval.device, key="eval.device")
-    amp = resolve_precision(precision or cfg.eval.precision, dev, key="eval.precision")
-    g, _, _ = load_generator(ckpt, dev, state=state)
-    e = cfg.eval
-    size = e.size or cfg.data.size
-    loader, _ = data.build_loader(cfg, e.split, train=False, size=size, mask_spec=e.masks,
-                                  batch_size=e.batch_size, max_samples=e.max_samples)
-    ds = loader.dataset
-    families = list(ds.sampler.families)
+class _Tally:
+    """What evaluate() gathers batch by batch."""
 
+    def __init__(self, counts):
+        self.accs = {s: MetricAccumulator() for s in SOURCES}
+        self.by_hints = {c: MetricAccumulator() for c in counts}
+        self.base_accs = {}   # (baseline, hint count) -> MetricAccumulator
+        self.per_sample, self.tiles = [], []
+        self.feats = {s: [] for s in SOURCES + ("desired",)}
+
+
+def _open_extras(dev, log):
+    """The optional FID and LPIPS networks, from weights already on disk -> (inception, lpips)."""
     fid_path, lpips_ok, note = extras_status()
     if note:
         log(note, file=sys.stderr)
     inception = InceptionFeatures(fid_path, dev) if fid_path else None
     lpips_net = None
     if lpips_ok:
-        import lpips
+        import lpips   # optional extra (pip install lpips)
         lpips_net = lpips.LPIPS(net="alex", verbose=False).to(dev).eval()
-    feats = {s: [] for s in SOURCES + ("desired",)}
+    return inception, lpips_net
 
-    counts = hint_counts(e.hints)
-    hinted = bool(cfg.model.hints)
-    accs = {s: MetricAccumulator() for s in SOURCES}
-    by_hints = {c: MetricAccumulator() for c in counts}
-    base_names = [b.strip() for b in e.baselines.split(",") if b.strip()]
-    base_accs = {}   # (baseline, hint count) -> MetricAccumulator
-    per_sample, tiles = [], []
+
+def _model_outputs(run, gray, ab_real, mask, index):
+    """G_ema's ab at every hint count on the same samples and masks, the hint sets, and the hint
+    baselines at each count > 0 -> (outs, hint_sets, [((baseline, count), ab)])."""
+    outs, hint_sets, fills = [], [], []
+    for c in run.counts:
+        hints = batch_fixed_hints(ab_real, mask, index, c, run.seed) if run.hinted else ()
+        with autocast(run.dev, run.amp):
+            outs.append(run.g(gray, mask, *hints).float())
+        hint_sets.append(hints)
+        if run.hinted and c > 0:   # the hint baselines: the same hints, no learning
+            fills += [((name, c), fill) for name, fill in
+                      baseline_fills(gray, *hints, mask, names=run.base_names).items()]
+    return outs, hint_sets, fills
+
+
+def _score_batch(run, tally, batch):
+    """Score one batch: the model at each hint count, the baselines, gray and oracle."""
+    rgb, index, mask = batch["rgb"].to(run.dev), batch["index"].tolist(), batch["mask"].to(run.dev)
+    fams = [run.families[f] for f in batch["family"].tolist()]
+    gray, ab_real = color.rgb_uint8_to_model(rgb)
+    outs, hint_sets, fills = _model_outputs(run, gray, ab_real, mask, index)
+    ab = {"model": outs[0], "gray": torch.zeros_like(ab_real), "oracle": ab_real * mask}
+    lab_out, m_all = score_outputs(gray, ab_real, mask,
+                                   outs + [ab["gray"], ab["oracle"]] + [f for _, f in fills])
+    nb = len(index)
+
+    def rows(k):
+        return {name: v[k * nb:(k + 1) * nb] for name, v in m_all.items()}
+
+    cov = mask.flatten(1).mean(1).tolist()
+    for k, c in enumerate(run.counts):
+        m = rows(k)
+        if run.hinted:
+            m["hint_err"] = hint_err(lab_out[k * nb:(k + 1) * nb, 1:],
+                                     color.denormalize_ab(hint_sets[k][0]), hint_sets[k][1])
+        tally.by_hints[c].update(m, fams)
+        cols = {name: v.double().cpu().tolist() for name, v in m.items()}
+        for j, i in enumerate(index):
+            tally.per_sample.append({"index": i, "key": _sample_key(run.ds, i), "family": fams[j],
+                                     "hints": c, "coverage": cov[j],
+                                     **{col: v[j] for col, v in cols.items()}})
+    for k, (key, _) in enumerate(fills, len(run.counts) + 2):
+        tally.base_accs.setdefault(key, MetricAccumulator()).update(rows(k), fams)
+    _score_sources(run, tally, gray, ab, [rows(0 if s == "model" else len(run.counts) + k - 1)
+                                          for k, s in enumerate(SOURCES)], fams)
+    pick = [j for j, i in enumerate(index) if i in run.sheet_at]
+    if pick:
+        tiles = sheet_tiles(gray[pick], mask[pick], *[o[pick] for o in outs], ab["oracle"][pick]).cpu()
+        if run.hinted:   # outline the hints on each output tile
+            tiles = _outline_hints(tiles, [h[1][pick] if h else None for h in hint_sets])
+        tally.tiles += list(tiles)
+
+
+def _score_sources(run, tally, gray, ab, metrics, fams):
+    """model, gray and oracle: their metrics, plus LPIPS and Inception features when on."""
+    rgb_desired = color.model_to_rgb(gray, ab["oracle"])
+    for s, m in zip(SOURCES, metrics):
+        need_rgb = run.lpips_net is not None or run.inception is not None
+        rgb_s = color.model_to_rgb(gray, ab[s]) if need_rgb else None
+        if run.lpips_net is not None:
+            m["lpips"] = run.lpips_net(rgb_s * 2 - 1, rgb_desired * 2 - 1).reshape(-1).double()
+        if run.inception is not None and s != "oracle":  # the oracle IS the desired image
+            tally.feats[s].append(run.inception(rgb_s).cpu())
+        tally.accs[s].update(m, fams)
+    if run.inception is not None:
+        tally.feats["desired"].append(run.inception(rgb_desired).cpu())
+
+
+def _report(run, tally, ckpt, state, cfg, size):
+    """The metrics.json dict of a finished evaluation."""
+    results = {s: tally.accs[s].summary() for s in SOURCES}
+    results["model"] = tally.by_hints[run.counts[0]].summary()   # the model row: the first hint count
+    extras = []
+    if run.lpips_net is not None:
+        extras.append("lpips")
+    if run.inception is not None:
+        extras.append("fid")
+        desired = torch.cat(tally.feats["desired"]).numpy()
+        for s in SOURCES:
+            f = desired if s == "oracle" else torch.cat(tally.feats[s]).numpy()
+            results[s]["overall"]["fid"] = frechet_distance(f, desired)
+    e, counts = cfg.eval, run.counts
+    return {
+        "checkpoint": str(Path(ckpt).resolve()), "step": state.get("step"),
+        "split": e.split, "masks": e.masks, "seed": e.seed, "size": size,
+        "pairing": cfg.masks.pairing, "n_samples": len(tally.per_sample), "families": run.families,
+        "device": str(run.dev), "precision": "bf16" if run.amp is not None else "fp32",
+        "metrics": list(METRIC_NAMES) + (["hint_err"] if run.hinted else []) + extras,
+        "extras": extras, "hints": counts,
+        "results": results, "by_hints": {str(c): tally.by_hints[c].summary() for c in counts},
+        "baselines": {b: {str(c): tally.base_accs[(b, c)].summary() for c in counts
+                          if (b, c) in tally.base_accs} for b in run.base_names},
+        "config": cfg.to_dict(),
+    }
+
+
+def evaluate(ckpt, cfg, state, out_dir, device=None, precision=None, progress=True,
+             log=print):
+    """Score G_ema of `state` (loaded from `ckpt`) under `cfg`; write the files to out_dir.
+    device, precision: default cfg.eval.device and cfg.eval.precision (fp32).
+    Returns the metrics.json dict (NaN as float here; null in the file)."""
+    dev = resolve_device(device or cfg.eval.device, key="eval.device")
+    amp = resolve_precision(precision or cfg.eval.precision, dev, key="eval.precision")
+    g, _, _ = load_generator(ckpt, dev, state=state)
+    e = cfg.eval
+    size = e.size or cfg.data.size
+    loader, _ = build_loader(cfg, e.split, train=False, size=size, mask_spec=e.masks,
+                             batch_size=e.batch_size, max_samples=e.max_samples)
+    inception, lpips_net = _open_extras(dev, log)
     # sheet rows spread over the whole split (its classes, and with pairing=all its masks)
-    n_total = len(loader.sampler)
-    k = min(SHEET_ROWS, n_total)
-    sheet_at = {round(j * (n_total - 1) / max(k - 1, 1)) for j in range(k)}
+    run = _Run(g, dev, amp, loader.dataset, list(loader.dataset.sampler.families),
+               hint_counts(e.hints), bool(cfg.model.hints),
+               [b.strip() for b in e.baselines.split(",") if b.strip()], e.seed,
+               set(spread(len(loader.sampler), SHEET_ROWS)), lpips_net, inception)
+    tally = _Tally(run.counts)
     t0 = time.perf_counter()
     bar = tqdm(loader, total=len(loader), desc="eval", unit="batch", dynamic_ncols=True,
                disable=not progress, mininterval=0.5 if sys.stderr.isatty() else 10)
     with torch.inference_mode():
         for batch in bar:
-            rgb = batch["rgb"].to(dev)
-            index = batch["index"].tolist()
-            mask = batch["mask"].to(dev)
-            fams = [families[f] for f in batch["family"].tolist()]
-            gray, ab_real = color.rgb_uint8_to_model(rgb)
-            outs, hint_sets, fills = [], [], []
-            for c in counts:   # the same samples and masks for every hint count
-                hints = batch_fixed_hints(ab_real, mask, index, c, e.seed) if hinted else ()
-                with autocast(dev, amp):
-                    outs.append(g(gray, mask, *hints).float())
-                hint_sets.append(hints)
-                if hinted and c > 0:   # the hint baselines: the same hints, no learning
-                    fills += [((name, c), fill) for name, fill in
-                              baseline_fills(gray, *hints, mask, names=base_names).items()]
-            ab = {"model": outs[0], "gray": torch.zeros_like(ab_real), "oracle": ab_real * mask}
-            lab_true = color.model_to_lab(gray, ab_real)
-            rgb_desired = color.model_to_rgb(gray, ab["oracle"])
-            # one call for every output: the metric code's fixed costs are per call
-            nb, n_out = len(index), len(counts) + 2 + len(fills)
-            lab_out = color.model_to_lab(gray.repeat(n_out, 1, 1, 1),
-                                         torch.cat(outs + [ab["gray"], ab["oracle"]]
-                                                   + [f for _, f in fills]))
-            m_all = compute_metrics(lab_out, lab_true.repeat(n_out, 1, 1, 1),
-                                    mask.repeat(n_out, 1, 1, 1))
-            for k, c in enumerate(counts):
-                m = {name: v[k * nb:(k + 1) * nb] for name, v in m_all.items()}
-                if hinted:
-                    m["hint_err"] = hint_err(lab_out[k * nb:(k + 1) * nb, 1:],
-                                             color.denormalize_ab(hint_sets[k][0]), hint_sets[k][1])
-                by_hints[c].update(m, fams)
-                cov = mask.flatten(1).mean(1).tolist()
-                cols = {name: v.double().cpu().tolist() for name, v in m.items()}
-                for j, i in enumerate(index):
-                    per_sample.append({"index": i, "key": _sample_key(ds, i), "family": fams[j],
-                                       "hints": c, "coverage": cov[j],
-                                       **{col: v[j] for col, v in cols.items()}})
-            for k, (key, _) in enumerate(fills, len(counts) + 2):
-                base_accs.setdefault(key, MetricAccumulator()).update(
-                    {name: v[k * nb:(k + 1) * nb] for name, v in m_all.items()}, fams)
-            for k, s in enumerate(SOURCES):
-                kk = 0 if s == "model" else len(counts) + k - 1
-                m = {name: v[kk * nb:(kk + 1) * nb] for name, v in m_all.items()}
-                need_rgb = lpips_net is not None or inception is not None
-                rgb_s = color.model_to_rgb(gray, ab[s]) if need_rgb else None
-                if lpips_net is not None:
-                    m["lpips"] = lpips_net(rgb_s * 2 - 1, rgb_desired * 2 - 1).reshape(-1).double()
-                if inception is not None and s != "oracle":  # the oracle IS the desired image
-                    feats[s].append(inception(rgb_s).cpu())
-                accs[s].update(m, fams)
-            if inception is not None:
-                feats["desired"].append(inception(rgb_desired).cpu())
-            pick = [j for j, i in enumerate(index) if i in sheet_at]
-            if pick:
-                rows = sheet_tiles(gray[pick], mask[pick], *[o[pick] for o in outs],
-                                   ab["oracle"][pick]).cpu()
-                if hinted:   # outline the hints on each output tile
-                    rows = _outline_hints(rows, [h[1][pick] if h else None for h in hint_sets])
-                tiles += list(rows)
+            _score_batch(run, tally, batch)
     bar.close()
     seconds = time.perf_counter() - t0
-
-    results = {s: accs[s].summary() for s in SOURCES}
-    results["model"] = by_hints[counts[0]].summary()   # the model row: the first hint count
-    extras = []
-    if lpips_net is not None:
-        extras.append("lpips")
-    if inception is not None:
-        extras.append("fid")
-        desired = torch.cat(feats["desired"]).numpy()
-        for s in SOURCES:
-            f = desired if s == "oracle" else torch.cat(feats[s]).numpy()
-            results[s]["overall"]["fid"] = frechet_distance(f, desired)
-    n = len(per_sample)
-    report = {
-        "checkpoint": str(Path(ckpt).resolve()), "step": state.get("step"),
-        "split": e.split, "masks": e.masks, "seed": e.seed, "size": size,
-        "pairing": cfg.masks.pairing, "n_samples": n, "families": families,
-        "device": str(dev), "precision": "bf16" if amp is not None else "fp32",
-        "metrics": list(METRIC_NAMES) + (["hint_err"] if hinted else []) + extras,
-        "extras": extras, "hints": counts,
-        "results": results, "by_hints": {str(c): by_hints[c].summary() for c in counts},
-        "baselines": {b: {str(c): base_accs[(b, c)].summary() for c in counts if (b, c) in base_accs}
-                      for b in base_names},
-        "config": cfg.to_dict(),
-    }
-    _write(out_dir, report, per_sample, tiles, cfg)
+    report = _report(run, tally, ckpt, state, cfg, size)
+    _write(out_dir, report, tally.per_sample, tally.tiles, cfg)
     log(format_table(report), file=sys.stdout)
-    log(f"{n} samples in {seconds:.1f} s; wrote {out_dir}", file=sys.stdout)
+    log(f"{report['n_samples']} samples in {seconds:.1f} s; wrote {out_dir}", file=sys.stdout)
     return report
 
 
 def _outline_hints(rows, hint_masks):
     """rows float (R, 2 + n_out + 1, 3, H, W) sheet tiles: the output tiles (columns 2..) get
     their hints outlined (hints.draw_hints); hint_masks: one (R,1,H,W) per output, or None."""
-    import numpy as np
-    import torch
-
-    from ..data.hints import draw_hints
     rows = rows.clone()
     for k, hm in enumerate(hint_masks):
         if hm is None or not hm.any():
@@ -392,9 +357,6 @@ def _outline_hints(rows, hint_masks):
 
 
 def _write(out_dir, report, per_sample, tiles, cfg):
-    import torch
-
-    from .sheets import contact_sheet, save_png
     out_dir = Path(out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -454,32 +416,3 @@ def format_table(report, metrics=TABLE_METRICS):
             cells.append(f"{'-':>12}" if v is None or not math.isfinite(v) else f"{v:>12.4g}")
         lines.append(f"{s:<9} {grp[:12]:<12} {vals['n']:>6} " + " ".join(cells))
     return "\n".join(lines)
-
-
-@cli_main
-def main(argv=None):
-    """`python evaluate.py --checkpoint C [--out DIR] [--section.key VALUE ...]`."""
-    ckpt, overrides = parse_args(sys.argv[1:] if argv is None else argv)
-    from ..model.checkpoint import load
-    state = load(ckpt, map_location="cpu")
-    cfg = eval_config(state, ckpt, overrides)
-    out = cfg.eval.out or default_out(ckpt, cfg.eval.split, cfg.eval.masks)
-
-    def log(line, file=sys.stdout):
-        print(line, file=file, flush=True)
-
-    from ..data.mixture import data_parts
-    parts = data_parts(cfg.data)
-    if len(parts) == 1:
-        evaluate(ckpt, cfg, state, out, log=log)
-        return 0
-    for k, part in enumerate(parts, 1):   # a mixture: each part on its own
-        log(f"part {k} of {len(parts)}: {part.label} ({part.data.name} at {part.data.root or '-'})")
-        part_cfg = copy.deepcopy(cfg)
-        part_cfg.data = part.data
-        evaluate(ckpt, part_cfg, state, Path(out) / part.label, log=log)
-    return 0
-
-
-if __name__ == "__main__":
-    main()

@@ -1,6 +1,7 @@
 """Validation while training: G_ema scored on a fixed subset of each dataset's val split.
 
-Every train.eval_every steps (and at the last step) the trainer calls `validate`. Each dataset
+Every train.eval_every steps (and at the last step) the loop (loop.run_validation) calls
+`score_parts`. Each dataset
 of the run (each part of data.mix, else the one dataset) contributes train.eval_samples images
 spread evenly over its val split, each with one mask from the training families (masks.train,
 drawn from masks.mask_rng(eval.seed, index)) and, for a hint model, the evaluation hints of
@@ -8,10 +9,10 @@ hints.batch_fixed_hints at each count of VAL_HINTS. All of it is drawn once, whe
 starts (`build_val_parts`), so every validation of a run scores the same pixels, and numbers do
 not depend on batch size or worker count.
 
-Scores (metrics.compute_metrics, the evaluation's own): leak, edge_leak, fill and psnr_in of
+Scores (eval/scoring.py, the evaluation's own scoring core): leak, edge_leak, fill and psnr_in of
 G_ema at each hint count, and psnr_in of the gray baseline (ab = 0). G_ema runs in the training
 precision (train.precision), so these are quick readings; evaluate.py's fp32 numbers are the
-ones to report. A row (see `validate`) is flat:
+ones to report. A row (see `score_parts`) is flat:
 
     val/<part>/<metric>@<hints>   e.g. val/flowers102/psnr_in@10
     val/<part>/gray_psnr_in
@@ -36,8 +37,11 @@ import numpy as np
 import torch
 
 from ..core import color
+from ..data.dataset import build_loader
+from ..data.hints import batch_fixed_hints
+from ..data.mixture import data_parts
+from ..eval.scoring import nanmean, score_outputs, spread
 from ..model.hint_fill import baseline_fills
-from ..eval.metrics import compute_metrics
 
 VAL_HINTS = (0, 10)          # hint counts scored for a hint model (a model without hints: 0)
 VAL_METRICS = ("leak", "edge_leak", "fill", "psnr_in")
@@ -64,7 +68,7 @@ def _baseline_scores(gray, ab_real, mask, hints):
     for c, h in hints.items():
         if c and h:
             for name, fill in baseline_fills(gray.cpu(), *(x.cpu() for x in h), mask.cpu()).items():
-                out[(name, c)] = _nanmean(_scores(gray, ab_real, mask, fill.to(gray.device))["psnr_in"])
+                out[(name, c)] = nanmean(_scores(gray, ab_real, mask, fill.to(gray.device))["psnr_in"])
     return out
 
 
@@ -76,17 +80,14 @@ def scored_counts(cfg):
 def build_val_parts(cfg, device, samples=None):
     """-> [ValPart], one per dataset of the run, from its val split: `samples` (default
     train.eval_samples) items spread evenly over the split (all of them when it has fewer)."""
-    from ..data import dataset as data
-    from ..data.hints import batch_fixed_hints
-    from ..data.mixture import data_parts
     samples = int(samples or cfg.train.eval_samples)
     out = []
     for part in data_parts(cfg.data):
         part_cfg = dataclasses.replace(cfg, data=part.data)
-        loader, _ = data.build_loader(part_cfg, "val", train=False, mask_spec=cfg.masks.train,
+        loader, _ = build_loader(part_cfg, "val", train=False, mask_spec=cfg.masks.train,
                                       progress=False)
         ds = loader.dataset
-        picks = sorted(set(np.linspace(0, len(ds) - 1, min(samples, len(ds))).round().astype(int).tolist()))
+        picks = spread(len(ds), samples)
         batch = torch.utils.data.default_collate([ds[i] for i in picks])
         gray, ab_real = color.rgb_uint8_to_model(batch["rgb"].to(device))
         mask = batch["mask"].to(device)
@@ -94,23 +95,18 @@ def build_val_parts(cfg, device, samples=None):
                  for c in scored_counts(cfg)}
         gray_scores = _scores(gray, ab_real, mask, torch.zeros_like(ab_real))
         out.append(ValPart(part.label, gray, ab_real, mask, hints,
-                           _nanmean(gray_scores["psnr_in"]),
+                           nanmean(gray_scores["psnr_in"]),
                            _baseline_scores(gray, ab_real, mask, hints)))
     return out
 
 
 def _scores(gray, ab_real, mask, ab_out):
-    m = compute_metrics(color.model_to_lab(gray, ab_out.float()), color.model_to_lab(gray, ab_real), mask)
+    _, m = score_outputs(gray, ab_real, mask, [ab_out])
     return {k: m[k] for k in VAL_METRICS}
 
 
-def _nanmean(t):
-    t = t[~torch.isnan(t)]
-    return t.mean().item() if t.numel() else math.nan
-
-
 @torch.no_grad()
-def validate(g_ema, parts, autocast):
+def score_parts(g_ema, parts, autocast):
     """Score g_ema (eval mode) on the fixed parts; autocast: a context-manager factory (the
     training precision). -> the flat row described in the module docstring (floats; NaN where
     undefined, e.g. fill when no sample has colour under its mask)."""
@@ -128,7 +124,7 @@ def validate(g_ema, parts, autocast):
                 for k, v in _scores(p.gray[sl], p.ab_real[sl], p.mask[sl], ab).items():
                     cols[k].append(v)
             for k, v in cols.items():
-                row[f"val/{p.label}/{k}@{c}"] = _nanmean(torch.cat(v))
+                row[f"val/{p.label}/{k}@{c}"] = nanmean(torch.cat(v))
             gains.append(row[f"val/{p.label}/psnr_in@{c}"] - p.gray_psnr_in)
             best_fill = max((v for (_, k), v in p.baseline_psnr_in.items() if k == c), default=None)
             if best_fill is not None:

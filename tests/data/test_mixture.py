@@ -136,8 +136,8 @@ def test_train_resume_and_evaluate_a_mixture(tmp_path, monkeypatch):
     import json
 
     from conftest import tiny_config
-    from gan_colorize.eval import evaluation
-    from gan_colorize.train import trainer
+    from gan_colorize.apps import evaluate_cli
+    from gan_colorize.train import loop as train_loop
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))   # no FID/LPIPS weights
     few = tmp_path / "few"                  # under 10 images: every split holds all of them
     few.mkdir()
@@ -147,14 +147,14 @@ def test_train_resume_and_evaluate_a_mixture(tmp_path, monkeypatch):
     def cfg(*argv):
         return tiny_config("--data.mix", f"samples:1,folder={few}:2", "--train.out_dir", tmp_path,
                            *argv, cache_dir=tmp_path / "cache")
-    assert trainer.train(cfg("--train.steps", "2", "--train.name", "a")).step == 2
+    assert train_loop.train(cfg("--train.steps", "2", "--train.name", "a")).step == 2
 
     ckpt = tmp_path / "a" / "checkpoints" / "latest.pt"
     out = tmp_path / "eval"
     argv = ["--checkpoint", str(ckpt), "--device", "cpu", "--eval.max_samples", "4"]
-    assert evaluation.main([*argv, "--out", str(out)]) == 0
+    assert evaluate_cli.main([*argv, "--out", str(out)]) == 0
     reps = {p: json.loads((out / p / "metrics.json").read_text()) for p in ("samples", "few")}
     assert {p: r["config"]["data"]["name"] for p, r in reps.items()} == {"samples": "samples", "few": "folder"}
     assert all(r["n_samples"] == 4 and r["config"]["data"]["mix"] == "" for r in reps.values())
-    assert evaluation.main([*argv, "--out", str(tmp_path / "one"), "--data.name", "samples"]) == 0
+    assert evaluate_cli.main([*argv, "--out", str(tmp_path / "one"), "--data.name", "samples"]) == 0
     assert json.loads((tmp_path / "one" / "metrics.json").read_text())["config"]["data"]["mix"] == ""

@@ -8,6 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
+from gan_colorize.apps import evaluate_cli
 from gan_colorize.eval import evaluation
 from conftest import hand_made_checkpoint
 from gan_colorize.core.config import from_dict
@@ -33,7 +34,7 @@ def _empty_hub(tmp_path, monkeypatch):
 
 
 def _run(ckpt, out, *argv):
-    assert evaluation.main(["--checkpoint", str(ckpt), "--out", str(out), "--device", "cpu",
+    assert evaluate_cli.main(["--checkpoint", str(ckpt), "--out", str(out), "--device", "cpu",
                             *argv]) == 0
     return json.loads((out / "metrics.json").read_text())
 
@@ -122,7 +123,7 @@ def test_mask_folder_takes_file_i_mod_n_and_default_out(ckpt, tmp_path, capsys):
     for name, m in (("0_full.png", np.full((32, 48), 255, np.uint8)),
                     ("1_empty.png", np.zeros((32, 48), np.uint8)), ("2_left.png", left)):
         Image.fromarray(m).save(folder / name)
-    assert evaluation.main(["--checkpoint", str(ckpt), "--device", "cpu",
+    assert evaluate_cli.main(["--checkpoint", str(ckpt), "--device", "cpu",
                             "--eval.masks", str(folder), "--eval.batch_size", "3"]) == 0
     out = ckpt.parents[1] / "eval" / "test-my_masks"
     rep = json.loads((out / "metrics.json").read_text())
@@ -163,7 +164,7 @@ def test_fid_from_a_local_weights_file(ckpt, tmp_path, monkeypatch, capsys):
 def test_errors_are_one_line(ckpt, argv, message, capsys):
     argv = [str(ckpt) if a == "CKPT" else a for a in argv]
     with pytest.raises(SystemExit) as exc:
-        evaluation.main(argv)
+        evaluate_cli.main(argv)
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
@@ -210,7 +211,7 @@ def test_hint_counts_are_scored_on_the_same_samples(hint_ckpt, tmp_path):
 
 def test_hints_for_a_checkpoint_without_hints_are_refused(ckpt, capsys):
     with pytest.raises(SystemExit):
-        evaluation.main(["--checkpoint", str(ckpt), "--eval.hints", "0,1"])
+        evaluate_cli.main(["--checkpoint", str(ckpt), "--eval.hints", "0,1"])
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "eval.hints" in err[0] and "without colour hints" in err[0]
 

@@ -113,10 +113,10 @@ def test_not_a_checkpoint_says_so_in_one_line_without_torch_advice(tmp_path, cas
 @pytest.mark.parametrize("case", ["png", "custom_class"])
 def test_cli_with_a_non_checkpoint_prints_our_line_only(tmp_path, capsys, tool, case):
     from gan_colorize.apps import colorize_cli as colorize
-    from gan_colorize.eval import evaluation
+    from gan_colorize.apps import evaluate_cli
     path, says = _not_checkpoints(tmp_path)[case]
     if tool == "evaluate":
-        argv, main = ["--checkpoint", str(path), "--out", str(tmp_path / "ev")], evaluation.main
+        argv, main = ["--checkpoint", str(path), "--out", str(tmp_path / "ev")], evaluate_cli.main
     else:
         argv = ["--checkpoint", str(path), "--mask", "full", "--out", str(tmp_path / "out"),
                 str(tmp_path / "photo.png")]

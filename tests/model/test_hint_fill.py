@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from conftest import hand_made_checkpoint
+from gan_colorize.apps import evaluate_cli
 from gan_colorize.eval import evaluation
 from gan_colorize.model.checkpoint import CheckpointError, grow_into
 from gan_colorize.core.config import ConfigError
@@ -125,7 +126,7 @@ def test_evaluate_scores_the_baselines_on_the_model_s_hints(tmp_path):
                                 "--data.cache_dir", tmp_path / "cache", "--model.hints", "true",
                                 "--model.hint_fill", "input", ab_bias=None)
     out = tmp_path / "eval"
-    assert evaluation.main(["--checkpoint", str(ckpt), "--out", str(out), "--device", "cpu",
+    assert evaluate_cli.main(["--checkpoint", str(ckpt), "--out", str(out), "--device", "cpu",
                             "--eval.hints", "0,3", "--eval.masks", "impa:1"]) == 0
     rep = json.loads((out / "metrics.json").read_text())
     assert set(rep["baselines"]) == {"mean", "nearest", "levin"}

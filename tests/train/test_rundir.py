@@ -6,7 +6,7 @@ import numpy as np
 from PIL import Image
 
 from conftest import tiny_config
-from gan_colorize.train import trainer
+from gan_colorize.train import loop as train_loop
 from gan_colorize.core.parser import load_config
 from gan_colorize.data.mixture import not_held_out
 from gan_colorize.train.rundir import NOT_HELD_OUT, mark_not_held_out
@@ -43,7 +43,7 @@ def test_not_held_out_is_samples_and_small_folders(tmp_path):
 
 def test_the_quickstart_validation_line_says_it_scores_the_training_photos(tmp_path_factory,
                                                                         tmp_path, capsys):
-    trainer.train(tiny_config("--train.out_dir", tmp_path, "--train.name", "q",
+    train_loop.train(tiny_config("--train.out_dir", tmp_path, "--train.name", "q",
                               "--train.steps", "2", "--train.eval_every", "2",
                               "--train.eval_samples", "2",
                               cache_dir=tmp_path_factory.getbasetemp() / "cache"))

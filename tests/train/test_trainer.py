@@ -19,10 +19,11 @@ from conftest import TINY, tiny_config
 from gan_colorize.core import color
 from gan_colorize.model import losses
 from gan_colorize.core import rendezvous
-from gan_colorize.train import trainer
+from gan_colorize.train import loop as train_loop
+from gan_colorize.train import steps as train_steps
 from gan_colorize.core.errors import UserError
 from gan_colorize.model.networks import build_discriminator, build_generator
-from gan_colorize.train.trainer import Env, d_step, g_step
+from gan_colorize.train.steps import Env, d_step, g_step
 
 ROOT = Path(__file__).resolve().parents[2]
 CPU_FP32 = Env(rank=0, world_size=1, device=torch.device("cpu"), amp_dtype=None, channels_last=False)
@@ -108,7 +109,7 @@ def test_overfits_one_image():
 
 def test_lr_decay_is_linear_to_zero():
     cfg = _tiny(["--train.steps", "100", "--train.lr_decay", "linear", "--train.decay_start", "0.5"])
-    f = trainer.lr_lambda(cfg)
+    f = train_steps.lr_lambda(cfg)
     assert f(0) == 1 and f(50) == 1 and f(75) == pytest.approx(0.5) and f(100) == 0
 
 
@@ -116,7 +117,7 @@ def test_ema_tracks_generator():
     cfg = _tiny()
     g = build_generator(cfg.model)
     g_ema = build_generator(cfg.model)
-    trainer.update_ema(g_ema, g, decay=0.0, step=1000)
+    train_steps.update_ema(g_ema, g, decay=0.0, step=1000)
     assert all(torch.equal(a, b) for a, b in zip(g_ema.parameters(), g.parameters()))
 
 
@@ -131,7 +132,7 @@ def test_ema_warm_up(step, decay, expected):
             p.zero_()
         for p in g_ema.parameters():
             p.fill_(1)
-    trainer.update_ema(g_ema, g, decay=decay, step=step)
+    train_steps.update_ema(g_ema, g, decay=decay, step=step)
     for p in g_ema.parameters():
         assert torch.allclose(p, torch.full_like(p, expected), atol=1e-6), (p, expected)
 
@@ -144,7 +145,7 @@ def _losses(history):
 def test_run_writes_outputs(tmp_path):
     cfg = _tiny(["--train.steps", "4", "--train.out_dir", str(tmp_path), "--train.name", "r",
                  "--train.sample_every", "2", "--train.ckpt_every", "4"])
-    result = trainer.train(cfg)
+    result = train_loop.train(cfg)
     run = tmp_path / "r"
     assert result.run_dir == run and result.step == 4
     assert json.loads((run / "config.json").read_text())["train"]["steps"] == 4
@@ -160,10 +161,10 @@ def test_resume_is_exact(tmp_path, stop):
     """Stopped at `stop` and resumed: the same per-step losses as one uninterrupted run.
     The samples split has 5 images, batch 2: an epoch is 2 steps, so 3 and 5 stop mid-epoch."""
     args = ["--train.out_dir", str(tmp_path)]
-    straight = trainer.train(_tiny(args + ["--train.steps", "7", "--train.name", "a"]))
-    first = trainer.train(_tiny(args + ["--train.steps", str(stop), "--train.name", "b"]))
+    straight = train_loop.train(_tiny(args + ["--train.steps", "7", "--train.name", "a"]))
+    first = train_loop.train(_tiny(args + ["--train.steps", str(stop), "--train.name", "b"]))
     assert first.step == stop
-    resumed = trainer.train(_tiny(args + ["--train.steps", "7", "--train.name", "b",
+    resumed = train_loop.train(_tiny(args + ["--train.steps", "7", "--train.name", "b",
                                           "--resume", "auto"]))
     assert resumed.step == 7
     assert _losses(first.history + resumed.history) == _losses(straight.history)
@@ -175,11 +176,11 @@ def test_resume_drops_log_rows_past_the_checkpoint(tmp_path):
     """A run killed after logging past its last checkpoint: those rows are redone on resume, so
     metrics.jsonl must hold each step once, in order (and a half-written last line goes)."""
     args = ["--train.out_dir", str(tmp_path), "--train.name", "k"]
-    trainer.train(_tiny(args + ["--train.steps", "3"]))
+    train_loop.train(_tiny(args + ["--train.steps", "3"]))
     log = tmp_path / "k" / "metrics.jsonl"
     with open(log, "a") as f:       # what the killed run had logged after its step-3 save
         f.write('{"step": 4, "g_l1": 9}\n{"step": 5, "g_l1": 9}\n{"step": 6, "g_')
-    trainer.train(_tiny(args + ["--train.steps", "5", "--resume", "auto"]))
+    train_loop.train(_tiny(args + ["--train.steps", "5", "--resume", "auto"]))
     rows = [json.loads(line) for line in log.read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3, 4, 5]
     assert all(r["g_l1"] != 9 for r in rows)
@@ -188,7 +189,7 @@ def test_resume_drops_log_rows_past_the_checkpoint(tmp_path):
 def test_resume_auto_without_checkpoint_starts_fresh(tmp_path):
     cfg = _tiny(["--train.steps", "1", "--train.out_dir", str(tmp_path), "--train.name", "new",
                  "--resume", "auto"])
-    assert trainer.train(cfg).step == 1
+    assert train_loop.train(cfg).step == 1
 
 
 def _free_port():
@@ -207,7 +208,7 @@ def _ddp_worker(rank, world_size, port, out_dir, result_dir):
     cfg = _tiny(["--train.steps", "3", "--train.out_dir", out_dir, "--train.name", "ddp",
                  "--model.generator", "seed", "--model.discriminator", "seed"])
     try:
-        result = trainer.train(cfg)
+        result = train_loop.train(cfg)
     except UserError as err:   # reported by the test as one line, not as a child's traceback
         with open(f"{result_dir}/error{rank}.txt", "w") as f:
             f.write(str(err))
@@ -302,9 +303,9 @@ def test_bad_rendezvous_timeout_is_a_user_error(monkeypatch, value):
 def test_cuda_bf16_channels_last_trains_and_resumes(tmp_path):
     args = ["--train.out_dir", str(tmp_path), "--train.name", "c",
             "--train.device", "cuda", "--train.precision", "bf16", "--train.channels_last", "on"]
-    first = trainer.train(_tiny(args + ["--train.steps", "2"]))
+    first = train_loop.train(_tiny(args + ["--train.steps", "2"]))
     assert next(first.models.g.parameters()).is_cuda
-    resumed = trainer.train(_tiny(args + ["--train.steps", "4", "--resume", "auto"]))
+    resumed = train_loop.train(_tiny(args + ["--train.steps", "4", "--resume", "auto"]))
     assert resumed.step == 4 and all(math.isfinite(r["g_l1"]) for r in resumed.history)
     state = torch.load(tmp_path / "c" / "checkpoints" / "latest.pt", weights_only=True)
     assert state["rng"]["cuda"] is not None
@@ -313,8 +314,8 @@ def test_cuda_bf16_channels_last_trains_and_resumes(tmp_path):
 def test_a_hint_model_trains_resumes_and_its_checkpoint_says_so(tmp_path):
     args = ["--train.out_dir", str(tmp_path), "--train.name", "h", "--model.hints", "true",
             "--data.size", "64"]
-    first = trainer.train(_tiny(args + ["--train.steps", "2"]))
-    resumed = trainer.train(_tiny(args + ["--train.steps", "3", "--resume", "auto"]))
+    first = train_loop.train(_tiny(args + ["--train.steps", "2"]))
+    resumed = train_loop.train(_tiny(args + ["--train.steps", "3", "--resume", "auto"]))
     assert resumed.step == 3 and all(math.isfinite(r["g_l1"]) for r in resumed.history)
     state = torch.load(tmp_path / "h" / "checkpoints" / "latest.pt", weights_only=True)
     assert state["config"]["model"]["hints"] is True

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conftest import tiny_config
-from gan_colorize.train import trainer
+from gan_colorize.train import loop as train_loop
 from gan_colorize.train import validation
 from gan_colorize.core.config import ConfigError
 
@@ -56,7 +56,7 @@ def test_parts_are_fixed_and_one_per_dataset():
 def test_gray_model_scores_zero_and_a_colour_model_scores_its_gain():
     parts = _parts("--data.mix", MIX)
     no_amp = contextlib.nullcontext
-    gray = validation.validate(Fixed(lambda g, m: torch.zeros(g.shape[0], 2, *g.shape[2:])), parts, no_amp)
+    gray = validation.score_parts(Fixed(lambda g, m: torch.zeros(g.shape[0], 2, *g.shape[2:])), parts, no_amp)
     assert gray["val/score"] == pytest.approx(0.0, abs=1e-9)
     assert gray["val/max_leak"] == 0.0
     for p in parts:
@@ -68,11 +68,11 @@ def test_gray_model_scores_zero_and_a_colour_model_scores_its_gain():
     def half_truth(g, m):
         p = next(p for p in parts if p.gray.shape == g.shape and torch.equal(p.gray, g))
         return 0.5 * p.ab_real * p.mask
-    row = validation.validate(Fixed(half_truth), parts, no_amp)
+    row = validation.score_parts(Fixed(half_truth), parts, no_amp)
     assert row["val/score"] > 1.0 and row["val/max_leak"] == 0.0 and validation.eligible(row)
 
     # a constant colour everywhere: leaks, so it can never be best
-    row = validation.validate(Fixed(lambda g, m: torch.full((g.shape[0], 2, *g.shape[2:]), 0.3)),
+    row = validation.score_parts(Fixed(lambda g, m: torch.full((g.shape[0], 2, *g.shape[2:]), 0.3)),
                               parts, no_amp)
     assert row["val/max_leak"] > validation.BEST_MAX_LEAK and not validation.eligible(row)
     assert "cannot be best" in validation.summary(row, parts, False)
@@ -91,7 +91,7 @@ def test_hint_model_rows_carry_the_baselines_and_the_margin_over_them():
             p = next(p for p in parts if p.gray.shape == g.shape and torch.equal(p.gray, g))
             return baseline_fills(p.gray, *p.hints[10], p.mask)[name]
         return fn
-    row = validation.validate(Fixed(copies("levin")), parts, contextlib.nullcontext)
+    row = validation.score_parts(Fixed(copies("levin")), parts, contextlib.nullcontext)
     best = max(row[f"val/{p.label}/{b}_psnr_in@10"] for p in parts for b in ("mean", "nearest", "levin"))
     assert row["val/hint_margin"] <= 1e-6
     assert row["val/samples/psnr_in@10"] == pytest.approx(row["val/samples/levin_psnr_in@10"])
@@ -102,8 +102,8 @@ def test_run_logs_validation_rows_and_keeps_the_best_checkpoint(tmp_path, monkey
     monkeypatch.setattr(validation, "BEST_MAX_LEAK", math.inf)   # a 4-step model leaks
     args = ["--train.out_dir", str(tmp_path), "--train.name", "v", "--train.eval_every", "2",
             "--train.eval_samples", "3"]
-    trainer.train(_tiny(*args, "--train.steps", "4"))
-    trainer.train(_tiny(*args, "--train.steps", "7", "--resume", "auto"))
+    train_loop.train(_tiny(*args, "--train.steps", "4"))
+    train_loop.train(_tiny(*args, "--train.steps", "7", "--resume", "auto"))
     run = tmp_path / "v"
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     val = [r for r in rows if "val/score" in r]
@@ -120,7 +120,7 @@ def test_run_logs_validation_rows_and_keeps_the_best_checkpoint(tmp_path, monkey
 
 def test_no_best_checkpoint_when_every_validation_leaks(tmp_path, monkeypatch):
     monkeypatch.setattr(validation, "BEST_MAX_LEAK", -1.0)
-    trainer.train(_tiny("--train.out_dir", str(tmp_path), "--train.name", "n", "--train.steps", "2",
+    train_loop.train(_tiny("--train.out_dir", str(tmp_path), "--train.name", "n", "--train.steps", "2",
                         "--train.eval_every", "1", "--train.eval_samples", "2"))
     assert not (tmp_path / "n" / "checkpoints" / "best.pt").exists()
 

@@ -16,7 +16,7 @@ The page's values, as the handlers see them:
   [uint8 (h,w,4), ...], "composite": ...}. The background is the gray photo at the editing size
   (the photo, shrunk so that its longer side is at most --max-side); layers[0] is the mask
   ("where"), layers[1] the hints ("what"; only with a hint-capable checkpoint). A layer's painted
-  pixels are those with alpha >= 128, the same rule as a hints PNG (hints.ALPHA_MIN); a layer
+  pixels are those with alpha >= 128, the same rule as a hints PNG (imageio.ALPHA_MIN); a layer
   without any transparent pixel is read as a mask image instead (white = colour, as
   `gan-colorize --mask` reads a file), so API callers may send the mask PNG they would give the
   CLI. Layers may be of any size with the photo's aspect ratio; they are scaled to the photo
@@ -39,17 +39,16 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
-from .inputs import EmptyMaskWarning, prepare_mask
-from ..core.parser import cli_main, one_line
 from ..core.errors import UserError
-from ..data.masks import MaskSampler, mask_rng
+from ..core.imageio import ALPHA_MIN, BadImageError, read_image
+from ..core.parser import DEMO, cli_main, one_line, parse_tool
 from ..core.specs import parse_spec
 from ..data.mask_families import resize_nearest
+from ..data.masks import MaskSampler, mask_rng
+from .inputs import EmptyMaskWarning, prepare_mask
 
-# hints.ALPHA_MIN: a hints PNG's pixel is a hint from this alpha on; painted layers use the same
-# rule (hints.py imports torch, which `gan-colorize-demo --help` should not wait for)
-ALPHA_MIN = 128
 
 LOG = logging.getLogger("gan_colorize.demo")
 MASK_ALPHA = 176      # masks the page draws (presets, invert): see-through, yet >= ALPHA_MIN
@@ -72,7 +71,6 @@ def editing_shape(h, w, max_side):
 
 def shrink(rgb, h, w):
     """uint8 (H,W,C) -> uint8 (h,w,C) for display; area-averaged (PIL's box filter)."""
-    from PIL import Image
     if rgb.shape[:2] == (h, w):
         return rgb
     return np.asarray(Image.fromarray(rgb).resize((w, h), Image.Resampling.BOX))
@@ -84,10 +82,10 @@ def gray_view(rgb):
     that is computed directly (a table to linear light, color.py's Y weights, the curve back),
     about 10x faster than the round trip through Lab and equal to the Colorizer's gray (an empty
     mask, hard composite) to one level."""
-    from ..core.color import _XYZ_FROM_RGB
+    from ..core.color import XYZ_FROM_RGB   # deferred: imports torch (the demo starts without it)
     levels = np.arange(256) / 255
     linear = np.where(levels > 0.04045, ((levels + 0.055) / 1.055) ** 2.4, levels / 12.92)
-    y = (linear.astype(np.float32) * _XYZ_FROM_RGB[1].numpy().astype(np.float32)[:, None]).T
+    y = (linear.astype(np.float32) * XYZ_FROM_RGB[1].numpy().astype(np.float32)[:, None]).T
     lum = y[rgb[..., 0], 0] + y[rgb[..., 1], 1] + y[rgb[..., 2], 2]     # (H,W) in [0,1]
     srgb = np.where(lum > 0.0031308, 1.055 * np.maximum(lum, 0.0031308) ** (1 / 2.4) - 0.055,
                     12.92 * lum)
@@ -151,7 +149,6 @@ def save_view(rgb, path):
     """A view for the page: lossless WebP at the fastest setting. Lossless, because a view must
     show exactly where colour is (JPEG rings colour up to a block, 8 px, past a strong edge);
     WebP, because it encodes 2-5x faster than PNG at a smaller size. The downloads are PNGs."""
-    from PIL import Image
     Image.fromarray(rgb).save(path, format="WEBP", lossless=True, quality=0, method=0)
 
 
@@ -159,7 +156,7 @@ def outlined(rgb, mask, hints=None):
     """A view with the mask's outline (a 1-px black or white ring just outside it, hints.draw_
     hints) and, when given, the hints in their colour: rgb uint8 (h,w,3), mask bool (h,w), hints
     uint8 (h,w,4) or None -> uint8 (h,w,3)."""
-    from ..data.hints import draw_hints
+    from ..data.hints import draw_hints   # deferred: imports torch
     out = draw_hints(rgb, mask)
     if hints is not None:
         out = draw_hints(out, hints[..., 3] >= ALPHA_MIN, hints[..., :3])
@@ -209,7 +206,7 @@ class Demo:
     @classmethod
     def from_settings(cls, settings):
         """Load the checkpoint; a failure is kept (and logged), so the page can say it."""
-        from .api import Colorizer
+        from .api import Colorizer   # deferred: imports torch, after the command line was checked
         colorizer, error = None, None
         try:
             colorizer = Colorizer.from_checkpoint(settings.checkpoint or None, device=settings.device,
@@ -247,7 +244,6 @@ class Demo:
 
     def read_photo(self, path):
         """The uploaded file -> uint8 (H,W,3), with the demo's caps; UserError naming the file."""
-        from ..core.imageio import BadImageError, read_image
         if not path:
             raise UserError("upload a photo first")
         name = Path(path).name
@@ -408,7 +404,7 @@ class Demo:
 
     def _write(self, stem, out, mask, hints):
         """The downloads, in a fresh request folder -> (folder, [color, mask(, hints)] paths)."""
-        from ..eval.sheets import save_png
+        from ..eval.sheets import save_png   # deferred: imports torch
         for old in sorted(self.workdir.glob("request-*"), key=os.path.getmtime)[:-KEPT_REQUESTS + 1]:
             shutil.rmtree(old, ignore_errors=True)
         folder = Path(tempfile.mkdtemp(prefix="request-", dir=self.workdir))
@@ -448,7 +444,6 @@ INTRO = ("Serves the interactive demo: upload a photo, paint where colour goes (
 
 def parse_args(argv):
     """-> the validated demo settings (config.DemoConfig); the one config parser."""
-    from ..core.parser import DEMO, parse_tool
     cfg, _ = parse_tool(argv, DEMO, intro=INTRO)
     return cfg.demo
 
@@ -456,7 +451,7 @@ def parse_args(argv):
 def require_gradio():
     """Import gradio or say, in one line, what to install."""
     try:
-        import gradio
+        import gradio   # optional extra: pip install -e '.[demo]'
     except ImportError:
         raise UserError(INSTALL_HINT) from None
     return gradio
@@ -469,7 +464,7 @@ def main(argv=None):
     require_gradio()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)   # one line per HTTP call otherwise
-    from .demo_page import serve
+    from .demo_page import serve   # imports gradio, the optional extra
     demo = Demo.from_settings(settings)
     try:
         serve(demo)

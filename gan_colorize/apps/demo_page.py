@@ -13,6 +13,7 @@ message). `editor` is {"background": file or None, "layers": [mask file, hints f
 "composite": None}; see demo.py for how the layers are read.
 """
 import json
+import socket
 
 import gradio as gr
 
@@ -114,7 +115,6 @@ def build(demo):
 def free_port(host="127.0.0.1"):
     """A port that is free on `host` now (bound, then released for the server): for tests and
     benchmarks, which must not take 7860 from a demo that is running."""
-    import socket
     with socket.socket() as s:
         s.bind((host, 0))
         return s.getsockname()[1]

@@ -1,5 +1,6 @@
 """The export command line: a training checkpoint's G_ema for inference, as a small .pt
 (`export`) or an ONNX file (`export-onnx`). Run as `python -m gan_colorize.checkpoint ...`."""
+import argparse
 import os
 import sys
 
@@ -9,7 +10,6 @@ from .onnx_backend import export_onnx
 
 
 def main(argv=None):
-    import argparse
     p = argparse.ArgumentParser(prog="python -m gan_colorize.checkpoint",
                                 description="Export a training checkpoint's G_ema for inference.")
     sub = p.add_subparsers(dest="cmd", required=True)

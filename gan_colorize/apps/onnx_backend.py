@@ -36,10 +36,20 @@ This module imports neither torch nor onnx nor onnxruntime at import time: expor
 and onnx, running pulls in onnxruntime and numpy only; a missing package is a one-line UserError
 that says `pip install -e '.[onnx]'`.
 """
+import copy
+import io
 import json
 import os
+import warnings
 
+import numpy as np
+import torch
+
+from ..core.atomic import write_atomic
+from ..core.config import ConfigError, from_dict
 from ..core.errors import UserError
+from ..model.checkpoint import CheckpointError, load_generator
+from ..model.networks import FrozenUpJoinConv, UpJoinConv
 
 OPSET = 17
 INPUTS = ("gray", "mask")
@@ -57,7 +67,7 @@ class OnnxModelError(UserError):
 
 def require(module, what):
     """import `module` for `what`, or a one-line UserError saying how to install it."""
-    import importlib
+    import importlib   # the optional extras (onnx, onnxruntime) load only when asked for
     try:
         return importlib.import_module(module)
     except ImportError:
@@ -72,14 +82,7 @@ def export_generator_onnx(generator, config, dst, step=None, opset=OPSET):
     """Write `generator` (networks.Generator; a copy is exported, in eval mode, on the CPU,
     float32) to `dst` as ONNX, atomically, with `config` (a config.Config) in its metadata.
     -> the size of the file in bytes."""
-    import copy
-    import io
-    import warnings
-
-    import torch
     onnx = require("onnx", "ONNX export")
-    from ..core.atomic import write_atomic
-    from ..model.networks import FrozenUpJoinConv, UpJoinConv
 
     g = copy.deepcopy(generator).float().cpu().eval().requires_grad_(False)
     if isinstance(g.out, UpJoinConv):
@@ -116,7 +119,6 @@ def export_onnx(src, dst, opset=OPSET):
     """G_ema of checkpoint `src` (a training checkpoint or an `export`ed one) -> ONNX file `dst`.
     Unusable checkpoint -> CheckpointError; nothing is written then. -> size in bytes."""
     require("onnx", "ONNX export")   # before the checkpoint is read: the cheaper refusal first
-    from ..model.checkpoint import CheckpointError, load_generator
     g, cfg, state = load_generator(src, "cpu")
     try:
         return export_generator_onnx(g, cfg, dst, step=state.get("step"), opset=opset)
@@ -197,7 +199,6 @@ class OnnxGenerator:
             raise OnnxModelError(f"{self.path} has the inputs of a gan_colorize model but no "
                                  "gan_colorize.config metadata; export it with python -m "
                                  "gan_colorize.checkpoint export-onnx")
-        from ..core.config import ConfigError, from_dict
         try:
             cfg = from_dict(json.loads(meta["gan_colorize.config"]))
         except (ValueError, ConfigError) as err:
@@ -210,7 +211,6 @@ class OnnxGenerator:
         return cfg
 
     def __call__(self, gray, mask, hint_ab=None, hint_mask=None):
-        import numpy as np
         if not self.hints and (hint_ab is not None or hint_mask is not None):
             raise ValueError("this model was exported without hint inputs (model.hints off)")
         gray = np.ascontiguousarray(gray, dtype=np.float32)

@@ -20,7 +20,7 @@ def train_main(argv=None):
     try:
         # a Ctrl-C before the training loop installs its handler (imports, the data cache), or a
         # second one, ends in cli_main: `interrupted`, exit status 130
-        from ..train.loop import run
+        from ..train.loop import run   # deferred: torch loads after the config was checked
         run_dir = run(cfg)
     finally:
         warnings.formatwarning = old_format

@@ -11,10 +11,10 @@ Model space (pix2pix's colorization mode): gray = L/50 - 1 in [-1,1], ab = ab/11
 import torch
 
 # sRGB primaries to CIE XYZ, and the D65 white point; the same constants as skimage.color.
-_XYZ_FROM_RGB = torch.tensor([[0.412453, 0.357580, 0.180423],
+XYZ_FROM_RGB = torch.tensor([[0.412453, 0.357580, 0.180423],
                               [0.212671, 0.715160, 0.072169],
                               [0.019334, 0.119193, 0.950227]], dtype=torch.float64)
-_RGB_FROM_XYZ = torch.linalg.inv(_XYZ_FROM_RGB)
+_RGB_FROM_XYZ = torch.linalg.inv(XYZ_FROM_RGB)
 _WHITE_D65 = (0.95047, 1.0, 1.08883)
 _EPS = 0.008856          # (6/29)^3: below it the Lab curve is linear
 _KAPPA = 7.787           # slope of that linear part, in f(t) space
@@ -37,7 +37,7 @@ def rgb_to_lab(rgb):
     with _no_autocast(rgb):
         x = rgb.float()
         linear = torch.where(x > 0.04045, ((x.clamp_min(0.04045) + 0.055) / 1.055) ** 2.4, x / 12.92)
-        xyz = _channel_mix(_XYZ_FROM_RGB, linear)
+        xyz = _channel_mix(XYZ_FROM_RGB, linear)
         white = torch.tensor(_WHITE_D65, device=x.device).view(1, 3, 1, 1)
         t = xyz / white
         f = torch.where(t > _EPS, t.clamp_min(_EPS) ** (1 / 3), _KAPPA * t + 16 / 116)

@@ -19,14 +19,18 @@ Rules, in order:
 import os
 import warnings
 
-import numpy as np
 import cv2
+import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import UserError
 
 GRAY_MODES = {"1", "L", "LA", "La", "I", "F", "I;16", "I;16B", "I;16L", "I;16N"}
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+# hint images (a hints PNG, the demo's painted layers): a pixel counts from this alpha on
+ALPHA_MIN = 128
+
 
 
 class BadImageError(UserError):
@@ -65,7 +69,6 @@ def _sixteen_bit_colour(path, im):
 
 def _read_16bit_colour(path, orientation):
     """16-bit RGB(A) via OpenCV -> uint8 RGB, alpha composited on white, EXIF applied."""
-    import cv2
     buf = np.fromfile(path, dtype=np.uint8)  # fromfile+imdecode also works for non-ASCII paths
     arr = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
     if arr is None or arr.ndim != 3 or arr.shape[2] not in (3, 4):

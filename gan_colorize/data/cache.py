@@ -16,16 +16,22 @@ data.min_ab_range (gray scans) left out, both with a warning. The folder is buil
 sibling and renamed into place, so a crash never leaves half a cache; later runs open it and
 decode nothing.
 """
+import concurrent.futures as cf
 import hashlib
 import json
 import logging
+import multiprocessing as mp
 import os
 import shutil
 import tempfile
 import time
 import warnings
 
+import cv2
 import numpy as np
+from scipy.io import loadmat
+from skimage.color import rgb2lab
+from tqdm import tqdm
 
 from ..core.config import DataConfig
 from ..core.errors import UserError
@@ -46,7 +52,6 @@ DEFAULT_CACHE_DIR = DataConfig().cache_dir  # where an empty data.cache_dir puts
 def ab_range(rgb):
     """How colourful an image is: the larger of the a and b channels' 1st..99th percentile spans
     (Lab units), measured on a copy with shorter side COLOUR_PROBE. Gray scans give ~0."""
-    from skimage.color import rgb2lab
     small = resize_short(rgb, min(COLOUR_PROBE, min(rgb.shape[:2])))
     lab = rgb2lab(small)
     spans = [np.percentile(lab[..., c], 99) - np.percentile(lab[..., c], 1) for c in (1, 2)]
@@ -75,7 +80,6 @@ def read_bsds_labels(path):
     A annotators (segments 1..K, as published; BSDS500 has K <= 173). A map with more than 255
     segments keeps its 255 largest, the others become 0 (never chosen for a mask). Anything
     unreadable -> BadImageError naming the file."""
-    from scipy.io import loadmat
     try:
         gt = loadmat(path)["groundTruth"]
         maps = [np.asarray(gt.flat[k]["Segmentation"][0, 0]) for k in range(gt.size)]
@@ -123,7 +127,6 @@ def _decode(record, short, min_ab):
     small = np.ascontiguousarray(resize_short(rgb, short))
     seg = None
     if record.seg_path:
-        import cv2
         try:
             full = _read_segmentation(record, rgb.shape[:2])
             seg = cv2.resize(full, (small.shape[1], small.shape[0]), interpolation=cv2.INTER_NEAREST_EXACT)
@@ -204,7 +207,6 @@ class ImageCache:
             return None
 
     def _build(self, records, cache_root, progress, workers):
-        from tqdm import tqdm
         os.makedirs(cache_root, exist_ok=True)
         for f in os.listdir(cache_root):  # left by builds that were killed (SIGKILL, power loss)
             p = os.path.join(cache_root, f)
@@ -278,8 +280,6 @@ class ImageCache:
         """Decoded results in record order; a process pool when workers > 1 and it pays off."""
         args = (self.short_side, self.min_ab_range)
         if workers > 1 and len(records) >= 64:
-            import concurrent.futures as cf
-            import multiprocessing as mp
             ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
             with cf.ProcessPoolExecutor(min(workers, os.cpu_count() or 1), mp_context=ctx) as ex:
                 yield from ex.map(_decode, records, *[[a] * len(records) for a in args], chunksize=8)

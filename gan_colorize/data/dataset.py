@@ -8,15 +8,23 @@ index), so batches do not depend on batch size, worker count or resumption.
 Which images make up a split is splits.py; decoding and caching them is cache.py; a weighted
 mixture of datasets (data.mix) is mixture.py.
 """
+import inspect
 import math
 import os
+import random
 
+import albumentations as A
+import cv2
 import numpy as np
 import torch
 
-from ..core.imageio import resize_short
-from .cache import ImageCache
 from ..core.errors import UserError
+from ..core.imageio import resize_short
+from ..core.specs import resolve_spec
+from .cache import ImageCache
+from .hints import HINT_STREAM, rgb_ab, sample_hints
+from .masks import MaskSampler, mask_rng
+from .mixture import MixedDataset, data_parts, mixture_order
 
 
 def _centre_crop(img, size):
@@ -70,10 +78,6 @@ class MaskedImageDataset(torch.utils.data.Dataset):
 
     def _crop_transform(self):
         if self._crop is None:
-            import inspect  # (the package __init__ has set NO_ALBUMENTATIONS_UPDATE already)
-
-            import albumentations as A
-            import cv2
             kw = dict(size=(self.size, self.size), scale=(0.5, 1.0), ratio=(3 / 4, 4 / 3), p=1.0)
             params = inspect.signature(A.RandomResizedCrop.__init__).parameters
             if "mask_interpolation" in params:  # plain INTER_NEAREST is off by up to half a pixel
@@ -89,7 +93,6 @@ class MaskedImageDataset(torch.utils.data.Dataset):
         if hasattr(crop, "set_random_seed"):
             crop.set_random_seed(seed)
         else:  # albumentations < 2 draws from the global generators
-            import random
             random.seed(seed)
             np.random.seed(seed)
         out = crop(image=img, mask=seg) if seg is not None else crop(image=img)
@@ -100,14 +103,12 @@ class MaskedImageDataset(torch.utils.data.Dataset):
         return img, seg
 
     def _eval_view(self, img, seg):
-        import cv2
         img = _centre_crop(resize_short(img, self.size), self.size)
         if seg is not None:
             seg = _centre_crop(resize_short(seg, self.size, interp=cv2.INTER_NEAREST_EXACT), self.size)
         return img, seg
 
     def __getitem__(self, key):
-        from .masks import mask_rng
         if isinstance(key, (tuple, list)):
             epoch, pos, i = (int(k) for k in key)
         else:
@@ -136,7 +137,6 @@ class MaskedImageDataset(torch.utils.data.Dataset):
             "index": torch.tensor(i, dtype=torch.int64),
         }
         if self.hint_p is not None:
-            from .hints import HINT_STREAM, rgb_ab, sample_hints
             # its own stream: the same hints whatever the mask family consumed from rng
             hint_rng = np.random.default_rng([self.seed, epoch, pos, i, HINT_STREAM])
             item["hint_ab"], item["hint_mask"] = sample_hints(rgb_ab(img), item["mask"], hint_rng,
@@ -195,7 +195,6 @@ class ResumableSampler(torch.utils.data.Sampler):
         """(positions, indices) of this rank for the current epoch."""
         reps = max(1, math.ceil(self.min_len / self.n))
         if self.shuffle and self.groups is not None:
-            from .mixture import mixture_order
             order = mixture_order([g[0] for g in self.groups], [g[1] for g in self.groups],
                                   self.n * reps, self.seed, self.epoch)
         elif self.shuffle:
@@ -245,7 +244,6 @@ def _single_threaded_opencv():
     # while the parent's pool has run (e.g. an earlier loader with workers=0) waits forever on
     # pool threads that were not copied into it.
     try:
-        import cv2
         cv2.setNumThreads(1)
     except Exception:
         pass
@@ -269,9 +267,6 @@ def build_loader(cfg, split, train, rank=0, world_size=1, *, size=None, mask_spe
     With data.mix, the dataset is a mixture.MixedDataset of the parts' splits, drawn by weight in
     training and back to back otherwise (items also carry `part`).
     """
-    from .masks import MaskSampler
-    from ..core.specs import resolve_spec
-    from .mixture import MixedDataset, data_parts
     size = int(size or cfg.data.size)
     sampler_m = MaskSampler(resolve_spec(cfg.masks.train if train else mask_spec or cfg.masks.preview))
     # pairing=all is validated against masks.train only: e.g. the trainer's preview grid under a

@@ -35,13 +35,18 @@ the list: one line `image_NNNNN.jpg image_MMMM.jpg DISTANCE` per such Flowers102
 nearest Flowers17 image, '#' comments on top.
 """
 import argparse
+import concurrent.futures as cf
 import os
 import re
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
+from PIL import Image, ImageOps
+from tqdm import tqdm
 
+from ..core.atomic import write_atomic
 from ..core.errors import UserError
 from ..core.imageio import resize_short
 
@@ -78,8 +83,6 @@ def window_hashes(image):
     """Perceptual hashes of an image's windows -> uint8 (n_windows, 32): packed bits, row 0 the
     whole image (see the module docstring). image: uint8 (h, w) gray or (h, w, 3) RGB, or a PIL
     image."""
-    import cv2
-
     gray = np.asarray(image)
     if gray.ndim == 3:
         gray = cv2.cvtColor(np.ascontiguousarray(gray[..., :3], dtype=np.uint8), cv2.COLOR_RGB2GRAY)
@@ -98,7 +101,6 @@ def hash_file(path):
     """window_hashes of an image file. JPEGs are decoded at a reduced scale where that still
     leaves WORK_SIDE px (PIL's draft mode: faster, the same hash to a bit or two). An unreadable
     file -> UserError naming it."""
-    from PIL import Image, ImageOps
     try:
         with Image.open(path) as im:
             im.draft("L", (WORK_SIDE, WORK_SIDE))
@@ -110,11 +112,9 @@ def hash_file(path):
 def hash_files(paths, workers=1, desc="hashing"):
     """hash_file of each path, in order -> uint8 (n, n_windows, 32); a process pool when
     workers > 1."""
-    from tqdm import tqdm
     paths = list(paths)
     bar = dict(total=len(paths), desc=desc, unit="img", leave=False, disable=None)
     if workers > 1 and len(paths) > 1:
-        import concurrent.futures as cf
         with cf.ProcessPoolExecutor(workers) as ex:
             return np.stack(list(tqdm(ex.map(hash_file, paths, chunksize=16), **bar)))
     return np.stack([hash_file(p) for p in tqdm(paths, **bar)])
@@ -213,7 +213,6 @@ def main(argv=None):
         print(f"{len(rows)} of {len(d)} Flowers102 images are near-duplicates of a Flowers17 image "
               f"(distance <= {args.threshold})")
         if args.out:
-            from ..core.atomic import write_atomic
             head = ["# Flowers102 images that are near-duplicates of a Flowers17 image: the Flowers102",
                     "# file, its nearest Flowers17 file and the distance of their perceptual hashes",
                     f"# (gan_colorize/dedup.py; bits of {HASH_BITS}). splits.py keeps these images "

@@ -31,15 +31,17 @@ import warnings
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image, ImageOps
+from scipy import ndimage
 
 from ..core.color import normalize_ab, rgb_to_lab
 from ..core.errors import UserError
+from ..core.imageio import ALPHA_MIN
 
 WORK_SIZE = 256      # patch sides are given in px at this image size and scaled from it
 TRAIN_SIDES = (1, 9)  # training patch side range, px at WORK_SIZE (ideepcolor's range)
 EVAL_SIDE = 5        # evaluation patch side, px at WORK_SIZE
 MAX_COUNT = 64       # cap on the geometric count: P(N > 64) = (7/8)^65 < 2e-4 at p = 1/8
-ALPHA_MIN = 128      # user hint images: alpha >= this is a hint
 HINT_STREAM = 0x68696E74  # "hint": the spawn key that separates hint_rng from mask_rng
 
 # PIL modes that carry an alpha band; palette and plain modes may also carry a tRNS transparency
@@ -237,8 +239,6 @@ def load_hints(path, h, w):
     small ones). EXIF orientation is applied, as imageio.read_image does for photos. PIL is used
     directly because imageio.read_image composites alpha onto white, losing it.
     Unreadable file, or one without alpha -> one-line UserError naming the file."""
-    from PIL import Image, ImageOps
-
     path = os.path.expanduser(os.fspath(path))
 
     def fail(reason):
@@ -309,7 +309,6 @@ def resize_hints(hint_ab, hint_mask, h, w):
 
 def _regions(hit):
     """bool (H,W) -> (labels int (H,W), n): 8-connected hinted regions, i.e. the user's hints."""
-    from scipy import ndimage
     return ndimage.label(hit, structure=np.ones((3, 3), bool))
 
 
@@ -343,8 +342,6 @@ def draw_hints(rgb, hint_mask, hint_rgb=None):
     Each hinted region gets a 1-px ring on the pixels just outside it (8-neighbours), black over
     light pixels and white over dark ones so it shows on any image; the hint itself is left as
     is, or painted with hint_rgb (e.g. the hint colours as RGB) when given."""
-    from scipy import ndimage
-
     h, w = rgb.shape[:2]
     hit = np.asarray(hint_mask.cpu() if torch.is_tensor(hint_mask) else hint_mask)
     hit = hit.reshape(h, w) > 0.5

@@ -52,7 +52,8 @@ from PIL import Image
 from skimage.segmentation import slic
 
 from ..core.errors import UserError
-from ..core.specs import IMPA_NAMES, MASK_FAMILIES, SEGMENTATION_ARGS, MaskSpecError, list_mask_files, parse_impa_arg
+from ..core.specs import (IMPA_NAMES, MASK_FAMILIES, MaskSpecError, SEGMENTATION_ARGS,
+                          list_mask_files, parse_impa_arg)
 
 
 # ---------------------------------------------------------------------------------------------

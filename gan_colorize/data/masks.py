@@ -10,7 +10,8 @@ from PIL import Image, ImageDraw
 from skimage import data as skimage_data
 
 from ..core.errors import UserError
-from ..core.specs import FIXED_FAMILIES, MaskSpecError, check_mask_spec, is_fixed, list_mask_files, parse_impa_arg
+from ..core.specs import (FIXED_FAMILIES, MaskSpecError, check_mask_spec, is_fixed,
+                          list_mask_files, parse_impa_arg)
 from .mask_families import FAMILIES, impa_mask, load_mask_file
 
 

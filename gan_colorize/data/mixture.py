@@ -27,6 +27,7 @@ root's folder name; a repeated label gets -2, -3, ...
 import dataclasses
 import math
 import os
+import warnings
 from typing import NamedTuple
 
 import numpy as np
@@ -34,6 +35,7 @@ import torch
 
 from ..core.errors import UserError
 from ..core.specs import parse_mix
+from .splits import list_split
 
 MIX_STREAM = 0x6D6978   # "mix": keeps the mixture's draws apart from the sampler's own
 
@@ -63,9 +65,6 @@ def not_held_out(cfg_data):
     validating on them scores photos the model trains on: `samples` (all five photos are every
     split; see splits.py) and a `folder` of fewer than splits.SMALL_FOLDER images. A part whose
     splits cannot be listed is left out (training has already said why)."""
-    import warnings
-
-    from .splits import list_split
     out = []
     for part in data_parts(cfg_data):
         try:

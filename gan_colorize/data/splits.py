@@ -47,10 +47,13 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+import skimage
+from scipy.io import loadmat
 
 from ..core.config import CHOICES
 from ..core.errors import UserError
 from ..core.imageio import IMAGE_EXTENSIONS
+from .dedup import read_duplicates
 
 SPLITS = ("train", "val", "test")
 SMALL_FOLDER = 10           # folders with fewer images use all of them for every split
@@ -99,7 +102,6 @@ def _numbered(folder, pattern):
 
 
 def _load_mat_ids(path, keys):
-    from scipy.io import loadmat
     try:
         mat = loadmat(path)
         return {k: [int(v) for v in np.asarray(mat[k]).ravel()] for k in keys}
@@ -140,7 +142,6 @@ def _flowers17(root, split):
 @functools.lru_cache(maxsize=1)
 def flowers102_duplicates():
     """The Flowers102 ids that near-duplicate a Flowers17 image (dedup.FLOWERS102_DUPLICATES)."""
-    from .dedup import read_duplicates
     return frozenset(read_duplicates())
 
 
@@ -233,7 +234,6 @@ def _folder(root, split, val_fraction, test_fraction):
 
 
 def _samples():
-    import skimage
     folder = os.path.join(os.path.dirname(skimage.__file__), "data")
     out = [Record(os.path.join(folder, f), f"skimage/{f}") for f in SAMPLE_FILES]
     missing = [r.key for r in out if not os.path.isfile(r.path)]

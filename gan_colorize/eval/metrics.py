@@ -42,6 +42,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ..core.color import lab_to_rgb
+
 LEAK_CHROMA = 5.0      # Lab chroma above which an outside pixel counts as visibly coloured
 EDGE_BAND = 8          # seam band width in px (chessboard distance)
 FILL_MIN_CHROMA = 1.0  # below this mean true chroma the region is gray and fill is undefined
@@ -56,7 +58,6 @@ METRIC_NAMES = ("leak", "leak_px", "edge_leak", "fill", "psnr_in", "ssim_in", "p
 
 def _lab_to_rgb(lab):
     # Imported late so this module loads without the colour code (and tests can swap it).
-    from ..core.color import lab_to_rgb
     return lab_to_rgb(lab)
 
 

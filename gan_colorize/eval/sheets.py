@@ -8,6 +8,7 @@ import io
 
 import numpy as np
 import torch
+from PIL import Image
 
 from ..core import color
 from ..core.atomic import write_atomic
@@ -44,7 +45,6 @@ def save_png(image, path):
     zlib level 1, not PIL's default 6: a 1024x768 photo encodes in 0.06 s instead of 0.25 s
     (on a 2-core EPYC) for an 11 % larger file; the same bytes from every tool (the demo's
     downloads equal gan-colorize's outputs)."""
-    from PIL import Image
     arr = np.ascontiguousarray(np.asarray(image, dtype=np.uint8))
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, format="PNG", compress_level=1)

@@ -12,7 +12,6 @@ import os
 import pickle
 import random
 import re
-import sys
 import warnings
 import zipfile
 from pathlib import Path
@@ -21,7 +20,9 @@ import numpy as np
 import torch
 
 from ..core.atomic import write_atomic
+from ..core.config import ConfigError, from_dict
 from ..core.errors import UserError
+from .networks import build_generator
 
 
 class CheckpointError(UserError):
@@ -162,7 +163,6 @@ def config_diff(saved, current, sections=("model",)):
 
 def checkpoint_config(state, path):
     """The Config saved in a checkpoint dict; CheckpointError when absent or not understood."""
-    from ..core.config import ConfigError, from_dict
     if not isinstance(state.get("config"), dict):
         raise CheckpointError(f"{path} has no config: not a gan_colorize training checkpoint")
     try:
@@ -180,7 +180,6 @@ def load_generator(path, device="cpu", state=None):
     the architecture comes from the checkpoint's own config. A training checkpoint without
     g_ema falls back to g, with a warning. Anything unusable -> CheckpointError (a UserError).
     """
-    from .networks import build_generator
     if state is None:
         state = load(path, map_location="cpu")
     cfg = checkpoint_config(state, path)

@@ -29,6 +29,8 @@ hint, falling with the distance to the nearest one, 0 with no hint.
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy import ndimage, sparse
+from scipy.sparse.linalg import spsolve
 
 from ..core.config import HINT_BASELINES as BASELINES
 
@@ -91,7 +93,6 @@ def _mean(ab, hit, inside):
 
 
 def _nearest(ab, hit, inside):
-    from scipy import ndimage
     _, (rows, cols) = ndimage.distance_transform_edt(~hit, return_indices=True)
     return ab[:, rows, cols]
 
@@ -107,9 +108,6 @@ def nearest_fill(hint_ab, hint_mask, mask):
 
 
 def _levin(ab, hit, inside, gray):
-    from scipy import sparse
-    from scipy.sparse.linalg import spsolve
-
     h, w = hit.shape
     y = (gray[0] + 1) / 2                          # lightness in [0,1]
     solve = inside | hit                           # hints lie in the mask; be safe if not

@@ -13,8 +13,14 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
 from ..core.atomic import write_atomic
+from ..core.config import from_dict
 from ..core.errors import UserError
+from ..data.mixture import not_held_out
+from ..eval.sheets import save_png
 
 
 def find_resume(cfg):
@@ -95,8 +101,6 @@ def mark_not_held_out(line, labels):
 def _not_held_out(run_dir):
     """The run's parts validated on their training photos (mixture.not_held_out), from the
     config.json the trainer wrote before the log was opened; [] without one."""
-    from ..core.config import from_dict
-    from ..data.mixture import not_held_out
     try:
         cfg = from_dict(json.loads((run_dir / "config.json").read_text()))
     except (OSError, ValueError, UserError):
@@ -126,8 +130,6 @@ class RunLog:
         self.not_held_out = None      # labels, looked up at the first validation
         if run_dir is None:
             return
-        from torch.utils.tensorboard import SummaryWriter
-        from tqdm import tqdm
         self.writer = SummaryWriter(str(run_dir), purge_step=step if step else None)
         trim_log(run_dir / "metrics.jsonl", step)
         self.file = open(run_dir / "metrics.jsonl", "a")
@@ -180,7 +182,6 @@ class RunLog:
 
     def image(self, sheet, step):
         """uint8 (H,W,3) sample sheet -> TensorBoard and samples/step_N.png."""
-        from ..eval.sheets import save_png
         self.writer.add_image("samples/gray|mask|output|desired", sheet, step, dataformats="HWC")
         save_png(sheet, self.run_dir / "samples" / f"step_{step:07d}.png")
 

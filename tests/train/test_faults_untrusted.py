@@ -4,7 +4,7 @@ import os
 
 import torch
 from faults import cache, cli, error_line, one_thread, tiny  # noqa: F401  (one_thread, cache: fixtures)
-from gan_colorize.core.parser import load_config, one_line
+from gan_colorize.core.parser import load_config
 from gan_colorize.train import loop as train_loop
 
 

@@ -1,6 +1,6 @@
 """The 2018 study's networks and training step, as MasksGAN.ipynb wrote them
 (github.com/hallpaz/colorization-masks-gans), for like-for-like comparisons with the `seed`
-variants in gan_colorize.networks. Reference code for benchmarks and tests, not used in training.
+variants in gan_colorize.model.networks. Reference code for benchmarks and tests, not used in training.
 
 Kept as the notebook has them: layer names (so the study's .pth files load), the unused
 `bn10`/`relu10` of the generator, no biases, the sigmoid at the end of D, the N(0, sqrt(2/n))
@@ -146,7 +146,7 @@ class StudyStep:
 
 def generator_state_to_ours(state):
     """A StudyGenerator (notebook ColorGenerator) state_dict -> one for
-    gan_colorize.networks.Generator('seed', 1.0). bn10, never used by the notebook, is dropped."""
+    gan_colorize.model.networks.Generator('seed', 1.0). bn10, never used by the notebook, is dropped."""
     names = {"conv0_1": "stem_gray", "conv0_2": "stem_mask", "bn0": "stem_norm",
              "deconv10": "out.0"}
     for i in range(1, 6):
@@ -157,7 +157,7 @@ def generator_state_to_ours(state):
 
 
 def discriminator_state_to_ours(state):
-    """A StudyDiscriminator state_dict -> one for gan_colorize.networks.Discriminator('seed', 1.0,
+    """A StudyDiscriminator state_dict -> one for gan_colorize.model.networks.Discriminator('seed', 1.0,
     size=224, or 480 for the large one)."""
     names = {"conv7": "head"}
     for i in range(1, 7):

@@ -1,0 +1,1 @@
+"""The networks (generators, discriminators, the hint fills), the losses, and checkpoints."""

@@ -21,6 +21,8 @@ Families and their coverage (fraction of ones), as in COVERAGE:
     brush         [0.10, 0.60]  free-form strokes: random walks of varying thickness
     blobs         [0.20, 0.80]  thresholded smooth noise; the threshold hits a random coverage
     superpixels   [0.20, 0.80]  random union of SLIC superpixels of `image`
+    regions       [0.10, 0.70]  one or two colour-coherent regions of `image` (SLIC with 4-12
+                                segments): a stand-in for "this object", as a user would select it
     segmentation  data          the foreground of `segmentation`, or with label maps an object
                   [0.05, 0.70]  mask: 1-3 segments of one annotation (arg: foreground|background|random)
     full          1             all ones
@@ -124,12 +126,14 @@ COVERAGE = {
     "brush": (0.1, 0.6),
     "blobs": (0.2, 0.8),
     "superpixels": (0.2, 0.8),
+    "regions": (0.1, 0.7),
     "segmentation": (0.0, 1.0),  # whatever the data says
     "full": (1.0, 1.0),
     "empty": (0.0, 0.0),
     "file": (0.0, 1.0),  # whatever the file says
 }
-RANDOM_FAMILIES = ("stripes", "grid", "rect", "brush", "blobs", "superpixels")
+RANDOM_FAMILIES = ("stripes", "grid", "rect", "brush", "blobs", "superpixels", "regions")
+IMAGE_FAMILIES = ("superpixels", "regions")   # drawn from the photo itself
 FIXED_FAMILIES = ("impa", "full", "empty", "file")
 
 
@@ -324,6 +328,28 @@ def superpixels(h, w, rng, *, image=None, **_):
     return chosen[labels]
 
 
+def regions(h, w, rng, *, image=None, **_):
+    """1-2 segments of a coarse SLIC segmentation of `image` (4-12 segments, so each follows
+    the colour edges of a large part of the photo), covering 10-70 %: the mask of one object or
+    two, where the colour of a hint inside says much about the rest. Redrawn when no union fits
+    (_within), then the exact-coverage fallback."""
+    return _regions(h, w, rng, image=_check_image(image, h, w, "regions"))
+
+
+@_within(*COVERAGE["regions"])
+def _regions(h, w, rng, *, image=None, **_):
+    from skimage.segmentation import slic
+
+    labels = slic(image, n_segments=int(rng.integers(4, 13)), compactness=float(rng.uniform(5, 20)),
+                  start_label=0, channel_axis=-1 if image.ndim == 3 else None)
+    lo, hi = COVERAGE["regions"]
+    area = np.bincount(labels.ravel()) / labels.size
+    chosen = _pick_segments(area, int(rng.integers(1, 3)), lo, hi, rng)
+    if chosen is None:
+        chosen = _pick_segments(area, 1, lo, hi, rng)
+    return np.isin(labels, chosen if chosen is not None else [])
+
+
 SEGMENTATION_ARGS = ("foreground", "background", "random")
 OBJECT_COVERAGE = (0.05, 0.70)   # an object mask from label maps covers this share of the crop
 OBJECT_SEGMENTS = (1, 3)         # ... and is the union of this many segments of one annotation
@@ -479,6 +505,7 @@ FAMILIES = {
     "brush": brush,
     "blobs": blobs,
     "superpixels": superpixels,
+    "regions": regions,
     "segmentation": segmentation,
     "full": full,
     "empty": empty,
@@ -572,7 +599,7 @@ class MaskSampler:
         w = np.array([e.weight for e in self.entries], dtype=np.float64)
         self._p = w / w.sum()
         self.is_fixed = all(e.family in FIXED_FAMILIES for e in self.entries)
-        self.needs_image = any(e.family == "superpixels" for e in self.entries)
+        self.needs_image = any(e.family in IMAGE_FAMILIES for e in self.entries)
         self.needs_segmentation = any(e.family == "segmentation" for e in self.entries)
 
     def __repr__(self):
@@ -627,7 +654,7 @@ def preview_sheet(spec, size=128, n=8, seed=0):
     from PIL import Image, ImageDraw
 
     entries = MaskSampler(spec).entries
-    image = _preview_image(size) if any(e.family == "superpixels" for e in entries) else None
+    image = _preview_image(size) if any(e.family in IMAGE_FAMILIES for e in entries) else None
     rows, skipped = [], []
     for r, e in enumerate(entries):
         if e.family == "segmentation":

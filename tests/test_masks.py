@@ -59,7 +59,7 @@ def assert_binary(m, h, w):
 # --------------------------------------------------------------------------------- families
 
 def test_families_complete():
-    want = {"impa", "stripes", "grid", "rect", "brush", "blobs", "superpixels", "segmentation",
+    want = {"impa", "stripes", "grid", "rect", "brush", "blobs", "superpixels", "regions", "segmentation",
             "full", "empty", "file"}
     assert set(M.FAMILIES) == want == set(M.COVERAGE)
     for lo, hi in (M.COVERAGE[f] for f in M.RANDOM_FAMILIES):

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Issue 22 (hints that bind, outdoor photos): the equal-budget A/Bs, the long run, and their
 # evaluation beside x7 and the hint baselines (mean, nearest, levin).
-#   bash results/hints.sh ab               # three 2000-step runs from x7's weights: hint_fill none | input | residual
+#   bash results/hints.sh ab               # three AB_STEPS-step runs from x7's weights: hint_fill none | input | residual
+#   bash results/hints.sh ab2              # input again, with the `regions` mask family added (a third of the masks)
 #   bash results/hints.sh train VARIANT    # the long run of the chosen variant (resumable)
 #   bash results/hints.sh eval RUN...      # RUN: x7 or a run folder name under $OUT; writes results/hints_64/RUN/SET
 # Every run starts from the shipped x7 (train.init_from; the inputs hint_fill adds start at zero
@@ -12,10 +13,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SHARED=${SHARED:-../shared/datasets}
 OUT=${OUT:-runs/hints_64}
-AB_STEPS=${AB_STEPS:-2000}
+AB_STEPS=${AB_STEPS:-1000}
 LONG_STEPS=${LONG_STEPS:-12000}
 X7=${X7:-gan_colorize/checkpoints/default.pt}
 MIX="flowers17=$SHARED/flowers17:1,flowers102=$SHARED/flowers102:1,folder=$SHARED/imagenet_samples:1,split_folders=$SHARED/intel_scenes:2"
+MASKS_REGIONS=impa:1,stripes:1,grid:1,rect:1,brush:1,blobs:1,superpixels:1,regions:3
 RECIPE=(--config flowers17 --data.size 64 --model.width 0.5 --model.hints true
         --data.flowers102_split train+test --data.mix "$MIX" --train.precision bf16
         --loss.mask_weight_in 100 --loss.adv_weight 0.1
@@ -38,6 +40,9 @@ case $mode in
     for v in none input residual; do
       python train.py "${RECIPE[@]}" --model.hint_fill $v --train.steps "$AB_STEPS" --train.name "ab_$v"
     done ;;
+  ab2)   # the second round: the first round's winner (input) with object-like masks added
+    python train.py "${RECIPE[@]}" --model.hint_fill input --train.steps "$AB_STEPS" --train.name ab_input_regions \
+      --masks.train "$MASKS_REGIONS" ;;
   train)
     v=${1:?variant: none|input|residual}
     python train.py "${RECIPE[@]}" --model.hint_fill "$v" --train.steps "$LONG_STEPS" --train.name "x8_fill_$v" ;;

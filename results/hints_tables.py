@@ -15,7 +15,8 @@ import math
 from pathlib import Path
 
 SETS = {
-    "intel_test": "Intel scenes test folder, blobs / superpixels / rect masks",
+    "intel_test": "Intel scenes test folder (all 1020), blobs / superpixels / rect masks",
+    "intel_test_colour": "Intel scenes test folder less its 60 nearly gray photos (960)",
     "bsds500_human": "BSDS500 test (200 photos), human-drawn object masks (segmentation)",
     "imagenet_test": "ImageNet samples, held-out part (110 photos), impa masks",
     "flowers17_impa": "Flowers17 test, impa masks (every image x each of the 10)",
@@ -28,7 +29,8 @@ METRICS = ["leak", "edge_leak", "fill", "psnr_in", "auc_in", "hint_err"]
 FORMAT = {"leak": ".2f", "edge_leak": ".2f", "fill": ".3f", "psnr_in": ".2f", "auc_in": ".3f",
           "hint_err": ".2f", "gain": "+.2f"}
 # issue 22's targets: 0-hint gain over gray per set; the hint margin over the best baseline
-ZERO_HINT_GAIN = {"intel_test": 1.0, "bsds500_human": 0.8, "imagenet_test": 0.5}
+ZERO_HINT_GAIN = {"intel_test": 1.0, "intel_test_colour": 1.0, "bsds500_human": 0.8,
+                  "imagenet_test": 0.5}
 HINT_MARGIN = 1.0
 FLOWER_SETS, FLOWER_SLACK = ("flowers17_impa", "flowers17_heldout"), 0.3
 LEAK_MAX, EDGE_LEAK_MAX, FILL_RANGE = 0.1, 0.2, (0.7, 1.2)
@@ -112,6 +114,22 @@ def targets(root, run, reference="x7"):
     return lines
 
 
+def curve(root, run):
+    """The run's validation rows (validation.jsonl, copied from its metrics.jsonl)."""
+    path = root / run / "validation.jsonl"
+    if not path.is_file():
+        return [f"({run}: no validation rows)"]
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    parts = sorted({k.split("/")[1] for r in rows for k in r if k.count("/") == 2})
+    head = ["step", "val/score", "val/hint_margin"] + [f"{p} psnr_in@0 − gray" for p in parts]
+    lines = ["| " + " | ".join(head) + " |", "|" + " ---: |" * len(head)]
+    for r in rows:
+        cells = [str(r["step"]), f"{r['val/score']:+.2f}", f"{r.get('val/hint_margin', math.nan):+.2f}"]
+        cells += [f"{r[f'val/{p}/psnr_in@0'] - r[f'val/{p}/gray_psnr_in']:+.2f}" for p in parts]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--root", default=str(Path(__file__).with_name("hints_64")))
@@ -125,6 +143,8 @@ def main():
     if a.targets:
         print(f"### Targets ({a.targets})\n")
         print("\n".join(targets(root, a.targets)) + "\n")
+        print(f"### Validation while training ({a.targets})\n")
+        print("\n".join(curve(root, a.targets)) + "\n")
 
 
 if __name__ == "__main__":

@@ -25,9 +25,10 @@ from .errors import UserError
 # data.name's datasets (config.CHOICES), the names a data.mix may use
 DATASETS = ("samples", "flowers17", "flowers102", "folder", "split_folders", "bsds500")
 # the mask families of data/mask_families.py, in its FAMILIES order
-MASK_FAMILIES = ("impa", "stripes", "grid", "rect", "brush", "blobs", "superpixels",
+MASK_FAMILIES = ("impa", "stripes", "grid", "rect", "brush", "blobs", "superpixels", "regions",
                  "segmentation", "full", "empty", "file")
-RANDOM_FAMILIES = ("stripes", "grid", "rect", "brush", "blobs", "superpixels")
+RANDOM_FAMILIES = ("stripes", "grid", "rect", "brush", "blobs", "superpixels", "regions")
+IMAGE_FAMILIES = ("superpixels", "regions")   # drawn from the photo itself
 FIXED_FAMILIES = ("impa", "full", "empty", "file")
 IMPA_NAMES = ["left", "right", "top", "bottom", "vbands_a", "vbands_b",
               "hbands_a", "hbands_b", "checker_a", "checker_b"]

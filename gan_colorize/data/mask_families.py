@@ -23,6 +23,8 @@ Families and their coverage (fraction of ones), as in COVERAGE:
     brush         [0.10, 0.60]  free-form strokes: random walks of varying thickness
     blobs         [0.20, 0.80]  thresholded smooth noise; the threshold hits a random coverage
     superpixels   [0.20, 0.80]  random union of SLIC superpixels of `image`
+    regions       [0.10, 0.70]  one or two colour-coherent regions of `image` (SLIC with 4-12
+                                segments): a stand-in for "this object", as a user would select it
     segmentation  data          the foreground of `segmentation`, or with label maps an object
                   [0.05, 0.70]  mask: 1-3 segments of one annotation (arg: foreground|background|random)
     full          1             all ones
@@ -113,6 +115,7 @@ COVERAGE = {
     "brush": (0.1, 0.6),
     "blobs": (0.2, 0.8),
     "superpixels": (0.2, 0.8),
+    "regions": (0.1, 0.7),
     "segmentation": (0.0, 1.0),  # whatever the data says
     "full": (1.0, 1.0),
     "empty": (0.0, 0.0),
@@ -302,6 +305,26 @@ def _pick_segments(area, n, lo, hi, rng):
     return chosen if lo <= cov <= hi else None
 
 
+def regions(h, w, rng, *, image=None, **_):
+    """1-2 segments of a coarse SLIC segmentation of `image` (4-12 segments, so each follows
+    the colour edges of a large part of the photo), covering 10-70 %: the mask of one object or
+    two, where the colour of a hint inside says much about the rest. Redrawn when no union fits
+    (_within), then the exact-coverage fallback."""
+    return _regions(h, w, rng, image=_check_image(image, h, w, "regions"))
+
+
+@_within(*COVERAGE["regions"])
+def _regions(h, w, rng, *, image=None, **_):
+    labels = slic(image, n_segments=int(rng.integers(4, 13)), compactness=float(rng.uniform(5, 20)),
+                  start_label=0, channel_axis=-1 if image.ndim == 3 else None)
+    lo, hi = COVERAGE["regions"]
+    area = np.bincount(labels.ravel()) / labels.size
+    chosen = _pick_segments(area, int(rng.integers(1, 3)), lo, hi, rng)
+    if chosen is None:
+        chosen = _pick_segments(area, 1, lo, hi, rng)
+    return np.isin(labels, chosen if chosen is not None else [])
+
+
 def object_mask(labels, rng, coverage=OBJECT_COVERAGE, segments=OBJECT_SEGMENTS):
     """Human label maps uint8 (h, w, A) -> a bool (h, w) object mask: one annotation, then the
     union of n of its segments (n uniform in `segments`) covering a share in `coverage` of the
@@ -405,6 +428,7 @@ FAMILIES = {
     "brush": brush,
     "blobs": blobs,
     "superpixels": superpixels,
+    "regions": regions,
     "segmentation": segmentation,
     "full": full,
     "empty": empty,

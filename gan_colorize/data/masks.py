@@ -10,8 +10,8 @@ from PIL import Image, ImageDraw
 from skimage import data as skimage_data
 
 from ..core.errors import UserError
-from ..core.specs import (FIXED_FAMILIES, MaskSpecError, check_mask_spec, is_fixed,
-                          list_mask_files, parse_impa_arg)
+from ..core.specs import (FIXED_FAMILIES, IMAGE_FAMILIES, MaskSpecError, check_mask_spec,
+                          is_fixed, list_mask_files, parse_impa_arg)
 from .mask_families import FAMILIES, impa_mask, load_mask_file
 
 
@@ -29,7 +29,7 @@ class MaskSampler:
         w = np.array([e.weight for e in self.entries], dtype=np.float64)
         self._p = w / w.sum()
         self.is_fixed = is_fixed(self.entries)
-        self.needs_image = any(e.family == "superpixels" for e in self.entries)
+        self.needs_image = any(e.family in IMAGE_FAMILIES for e in self.entries)
         self.needs_segmentation = any(e.family == "segmentation" for e in self.entries)
 
     def __repr__(self):
@@ -79,7 +79,7 @@ def preview_sheet(spec, size=128, n=8, seed=0):
     """Contact sheet: one row per spec entry, n draws each (white = colour). -> (PIL image,
     list of skipped entry labels)."""
     entries = MaskSampler(spec).entries
-    image = _preview_image(size) if any(e.family == "superpixels" for e in entries) else None
+    image = _preview_image(size) if any(e.family in IMAGE_FAMILIES for e in entries) else None
     rows, skipped = [], []
     for r, e in enumerate(entries):
         if e.family == "segmentation":

@@ -61,7 +61,7 @@ def assert_binary(m, h, w):
 # --------------------------------------------------------------------------------- families
 
 def test_families_complete():
-    want = {"impa", "stripes", "grid", "rect", "brush", "blobs", "superpixels", "segmentation",
+    want = {"impa", "stripes", "grid", "rect", "brush", "blobs", "superpixels", "regions", "segmentation",
             "full", "empty", "file"}
     assert set(F.FAMILIES) == want == set(F.COVERAGE)
     for lo, hi in (F.COVERAGE[f] for f in S.RANDOM_FAMILIES):

@@ -10,6 +10,7 @@ achieved FLOP/s / the GPU's dense bf16 peak, for bf16 rows on a GPU in bench.com
     python bench/train_step.py                                    # all defaults (see --help)
     python bench/train_step.py --device cuda --archs unet11 --sizes 256 --batch 64 --precision bf16
     python bench/train_step.py --sizes 64 --archs unet11 --width 0.5 --precision bf16 --json out.json
+    python bench/train_step.py --device cuda --sizes 256 --batch 64 --precision bf16 --profile prof.txt
 
 Timing: --warmup untimed steps (the first of them counts FLOPs), then --steps timed steps, each
 synchronised; images/s = batch / median step time, and "best" = batch / fastest step (the least
@@ -28,8 +29,10 @@ from bench import common  # noqa: E402
 
 
 def measure(arch="unet11", size=64, batch=16, width=1.0, precision="bf16", device="cpu", steps=3,
-            warmup=1, channels_last="auto", compile=False, threads=0, flops=True, isolated=False):
-    """One config -> a result row (dict). Runs in the calling process."""
+            warmup=1, channels_last="auto", compile=False, threads=0, flops=True, isolated=False,
+            profile="", profile_steps=3):
+    """One config -> a result row (dict). Runs in the calling process. profile: a text file to
+    which the torch.profiler table of `profile_steps` more steps is appended (after timing)."""
     common.set_threads(threads)
     dev = common.resolve_device(device)
     cfg = common.bench_config(arch, width, size, batch, precision, dev.type, channels_last, compile)
@@ -53,6 +56,10 @@ def measure(arch="unet11", size=64, batch=16, width=1.0, precision="bf16", devic
             first_s = t
     times = common.time_calls(lambda: step(gray, ab_real, mask), int(steps), dev)
     s = common.summarize(times)
+    if profile:
+        write_profile(profile, lambda: step(gray, ab_real, mask), int(profile_steps), dev,
+                      f"{arch} {size}px batch {batch} width {width:g} {precision}"
+                      f"{' compiled' if compile else ''} on {dev}")
     params_g, params_d = step.params()
     row = {
         "arch": arch, "discriminator": common.ARCH_D[arch], "size": size, "batch": batch,
@@ -73,7 +80,31 @@ def measure(arch="unet11", size=64, batch=16, width=1.0, precision="bf16", devic
     row["peak_tflops"] = peak
     row["mfu"] = (row["achieved_tflops"] / peak if peak and row["achieved_tflops"] and precision == "bf16"
                   else None)
+    row["profile"] = profile or None
     return row
+
+
+def write_profile(path, fn, n, device, title, rows=25):
+    """Run fn() n times under torch.profiler and append its table of the top `rows` entries, by
+    time on the device (self time: kernels first) or on the CPU without CUDA, to `path`."""
+    from torch.profiler import ProfilerActivity, profile
+    cuda = device.type == "cuda"
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    common.sync(device)
+    with profile(activities=acts) as prof:
+        for _ in range(max(1, n)):
+            fn()
+        common.sync(device)
+    avg = prof.key_averages()
+    if cuda:   # torch >= 2.4 names it device time; older releases cuda time
+        key = next((k for k in ("self_device_time_total", "self_cuda_time_total")
+                    if avg and hasattr(avg[0], k)), "self_cuda_time_total")
+    else:
+        key = "self_cpu_time_total"
+    table = avg.table(sort_by=key, row_limit=rows)
+    with open(path, "a") as f:
+        f.write(f"== torch.profiler: {title}, {max(1, n)} steps, top {rows} by {key} ==\n{table}\n\n")
+    return path
 
 
 def parse_args(argv=None):
@@ -88,6 +119,10 @@ def parse_args(argv=None):
     p.add_argument("--warmup", type=int, default=-1, help="untimed steps (default: 5 CUDA, 1 CPU)")
     p.add_argument("--compile", action="store_true", help="torch.compile G and D, as train.compile")
     p.add_argument("--no-flops", action="store_true", help="skip the FLOP count")
+    p.add_argument("--profile", metavar="FILE", default="",
+                   help="append a torch.profiler table (top kernels by device time; CPU time "
+                        "without CUDA) of --profile-steps more steps of each config to FILE")
+    p.add_argument("--profile-steps", type=int, default=3)
     p.add_argument("--isolate", default="auto", choices=("auto", "on", "off"),
                    help="each config in a fresh process (auto: on the CPU, for per-config peak RSS)")
     common.add_common_args(p)
@@ -108,7 +143,9 @@ def main(argv=None):
             for precision in args.precision:
                 kw = dict(arch=arch, size=size, batch=batch, width=args.width, precision=precision,
                           device=dev.type, steps=steps, warmup=warmup, channels_last=args.channels_last,
-                          compile=args.compile, threads=args.threads, flops=not args.no_flops)
+                          compile=args.compile, threads=args.threads, flops=not args.no_flops,
+                          profile=str(Path(args.profile).resolve()) if args.profile else "",
+                          profile_steps=args.profile_steps)
                 common.log(f"train_step: {arch} {size}px batch {batch} {precision} on {dev.type}")
                 try:
                     row = (common.run_isolated("bench.train_step:measure", kw) if isolate

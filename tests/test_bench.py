@@ -149,6 +149,7 @@ def test_gpu_peak_table():
     assert common.gpu_peak_tflops("NVIDIA GeForce RTX 4090") is None
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_train_step_on_cuda_bf16_channels_last():
     row = train_step.measure(arch="unet11", size=64, batch=4, width=0.25, precision="bf16", device="cuda",

@@ -299,6 +299,7 @@ def test_bad_rendezvous_timeout_is_a_user_error(monkeypatch, value):
         rendezvous.rendezvous_timeout()
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_bf16_channels_last_trains_and_resumes(tmp_path):
     args = ["--train.out_dir", str(tmp_path), "--train.name", "c",

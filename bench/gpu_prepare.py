@@ -182,30 +182,9 @@ def _order(key):
     return hashlib.sha1(f"gpu_carry:{key}".encode()).hexdigest()
 
 
-def package(attr, module):
-    """gan_colorize's `attr`, from gan_colorize.<module> or, once the package has moved into
-    subpackages, from whichever of its modules defines it (the split rules, the decoding and
-    the resizing must be the package's own, wherever they live)."""
-    import importlib
-    import pkgutil
-
-    import gan_colorize
-    try:
-        return getattr(importlib.import_module(f"gan_colorize.{module}"), attr)
-    except (ImportError, AttributeError):
-        pass
-    for info in pkgutil.walk_packages(gan_colorize.__path__, "gan_colorize."):
-        try:
-            mod = importlib.import_module(info.name)
-        except Exception:   # an optional extra's module (the demo) may not import
-            continue
-        if callable(getattr(mod, attr, None)):
-            return getattr(mod, attr)
-    raise ImportError(f"no gan_colorize module defines {attr}")
-
-
 def _records(name, root, split):
-    load_config, list_split = package("load_config", "config"), package("list_split", "splits")
+    from gan_colorize.core.parser import load_config
+    from gan_colorize.data.splits import list_split
     data_name = {"imagenet_samples": "folder", "intel_scenes": "split_folders"}.get(name, name)
     cfg = load_config(["--data.name", data_name, "--data.root", str(root),
                        "--data.flowers102_split", "train+test"], check_paths=False)
@@ -214,7 +193,7 @@ def _records(name, root, split):
 
 def _write_small(src, dst, short, quality):
     import cv2
-    resize_short, read_rgb = package("resize_short", "cache"), package("read_rgb", "imageio")
+    from gan_colorize.core.imageio import read_rgb, resize_short
     rgb = resize_short(read_rgb(src), short)
     ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
                            [cv2.IMWRITE_JPEG_QUALITY, int(quality),

@@ -31,7 +31,7 @@ import gpu_run  # noqa: E402
 
 from conftest import colourful, hand_made_checkpoint  # noqa: E402
 
-from gan_colorize.errors import UserError  # noqa: E402
+from gan_colorize.core.errors import UserError  # noqa: E402
 
 
 # --------------------------------------------------------------------------- the carry
@@ -302,7 +302,7 @@ def test_train_step_appends_a_profiler_table(tmp_path):
 
 def test_every_test_that_skips_without_cuda_is_marked_cuda():
     marked = []
-    for path in sorted((REPO / "tests").glob("test_*.py")):
+    for path in sorted((REPO / "tests").rglob("test_*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             if not isinstance(node, ast.FunctionDef):
                 continue

@@ -15,7 +15,9 @@ SHARED=${SHARED:-../shared/datasets}
 OUT=${OUT:-runs/hints_64}
 AB_STEPS=${AB_STEPS:-1000}
 LONG_STEPS=${LONG_STEPS:-16000}
-X7=${X7:-gan_colorize/checkpoints/default.pt}
+# x7_meanfit, the shipped checkpoint before x8: the start of every run here, and a model scored
+X7=${X7:-runs/x7_meanfit_default.pt}
+if [[ ! -f $X7 ]]; then mkdir -p "$(dirname "$X7")"; git show 5d15e4b:gan_colorize/checkpoints/default.pt > "$X7"; fi
 MIX="flowers17=$SHARED/flowers17:1,flowers102=$SHARED/flowers102:1,folder=$SHARED/imagenet_samples:1,split_folders=$SHARED/intel_scenes:2"
 MASKS_REGIONS=impa:1,stripes:1,grid:1,rect:1,brush:1,blobs:1,superpixels:1,regions:3
 RECIPE=(--config flowers17 --data.size 64 --model.width 0.5 --model.hints true

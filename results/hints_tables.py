@@ -19,7 +19,7 @@ SETS = {
     "intel_test_colour": "Intel scenes test folder less its 60 nearly gray photos (960)",
     "bsds500_human": "BSDS500 test (200 photos), human-drawn object masks (segmentation)",
     "imagenet_test": "ImageNet samples, held-out part (110 photos), impa masks",
-    "flowers17_impa": "Flowers17 test, impa masks (every image x each of the 10)",
+    "flowers17_impa": "Flowers17 test, impa masks (the first 680 image x mask pairs)",
     "flowers17_heldout": "Flowers17 test, superpixels + blobs",
 }
 LABELS = {"x7": "x7 (shipped before)"}
@@ -130,13 +130,37 @@ def curve(root, run):
     return lines
 
 
+def readme_rows(root, run, reference="x7"):
+    """README's summary rows: psnr_in − gray of `run` at 0/1/3/10 hints, of `reference` at
+    0/1/10, and of the best baseline at 1/3/10."""
+    out = []
+    for s, title in SETS.items():
+        rep, ref = load(root, run, s), load(root, reference, s)
+        if rep is None or ref is None:
+            continue
+        gray = rep["results"]["gray"]["overall"]["psnr_in"]
+
+        def gain(groups):
+            return f"{groups['overall']['psnr_in'] - gray:+.2f}".replace("-", "−")
+        cells = [gain(rep["by_hints"][h]) for h in HINTS]
+        cells += [gain(ref["by_hints"][h]) for h in ("0", "1", "10")]
+        cells += [gain(max((rep["baselines"][b][h] for b in rep["baselines"]),
+                           key=lambda g: g["overall"]["psnr_in"])) for h in ("1", "3", "10")]
+        out.append(f"| {title} | " + " | ".join(cells) + " |")
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--root", default=str(Path(__file__).with_name("hints_64")))
     ap.add_argument("--runs", default="x7")
     ap.add_argument("--targets", default="")
+    ap.add_argument("--readme", default="", help="print README's summary rows for this run")
     a = ap.parse_args()
     root, runs = Path(a.root), [r for r in a.runs.split(",") if r]
+    if a.readme:
+        print("\n".join(readme_rows(root, a.readme)))
+        return
     for s, title in SETS.items():
         print(f"### {title}\n")
         print("\n".join(table(root, s, runs)) + "\n")

@@ -43,13 +43,10 @@ import os
 import warnings
 
 import numpy as np
-import torch
 
 from ..core.atomic import write_atomic
 from ..core.config import ConfigError, from_dict
 from ..core.errors import UserError
-from ..model.checkpoint import CheckpointError, load_generator
-from ..model.networks import FrozenUpJoinConv, UpJoinConv
 
 OPSET = 17
 INPUTS = ("gray", "mask")
@@ -82,6 +79,10 @@ def export_generator_onnx(generator, config, dst, step=None, opset=OPSET):
     """Write `generator` (networks.Generator; a copy is exported, in eval mode, on the CPU,
     float32) to `dst` as ONNX, atomically, with `config` (a config.Config) in its metadata.
     -> the size of the file in bytes."""
+    # deferred, as in export_onnx: running an exported file (OnnxGenerator) must not import torch
+    import torch
+
+    from ..model.networks import FrozenUpJoinConv, UpJoinConv
     onnx = require("onnx", "ONNX export")
 
     g = copy.deepcopy(generator).float().cpu().eval().requires_grad_(False)
@@ -118,6 +119,8 @@ def export_generator_onnx(generator, config, dst, step=None, opset=OPSET):
 def export_onnx(src, dst, opset=OPSET):
     """G_ema of checkpoint `src` (a training checkpoint or an `export`ed one) -> ONNX file `dst`.
     Unusable checkpoint -> CheckpointError; nothing is written then. -> size in bytes."""
+    # deferred: running an exported file (OnnxGenerator) must not import torch
+    from ..model.checkpoint import CheckpointError, load_generator
     require("onnx", "ONNX export")   # before the checkpoint is read: the cheaper refusal first
     g, cfg, state = load_generator(src, "cpu")
     try:

@@ -370,7 +370,7 @@ def test_unreadable_mask_in_a_folder_is_reported_as_the_mask(ckpt, tmp_path, cap
 
 
 def test_shipped_default_checkpoint_colours_inside_and_stays_gray_outside():
-    """The shipped default checkpoint (RESULTS.md's x7_meanfit) on a photo it never saw, under a half-plane mask:
+    """The shipped default checkpoint (RESULTS.md's x8) on a photo it never saw, under a half-plane mask:
     clearly coloured inside, near gray outside, without --composite hard."""
     if not inputs.DEFAULT_CHECKPOINT.is_file():
         pytest.skip(f"no {inputs.DEFAULT_CHECKPOINT} in this checkout")

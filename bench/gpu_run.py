@@ -33,8 +33,8 @@ part2 (about 8.5 min: --train-seconds 420 and about 90 s around it, at most 575 
      itself runs until its step rate is known (about a minute), then stops (SIGINT);
   2. trains the shipped model's recipe (x8's, results/hints.sh: Flowers17, Flowers102, ImageNet
      samples, Intel scenes 1:1:1:2, hints with hint_fill input, seven mask families, in-mask L2
-     100, adversarial weight 0.1; here from scratch) at 64 px, width 1, batch 64, bf16, for --train-seconds
-     (420) of wall time: train.steps from the measured rate, so the linear decay ends in time,
+     100, adversarial weight 0.1; here from scratch) at 64 px, width 1, batch 64, bf16, for
+     --train-seconds (420) of wall time: train.steps from the measured rate, so the linear decay ends in time,
      a numbered checkpoint every --ckpt-seconds (120) and a validation every minute, both in
      steps from the rate; SIGINT at the deadline in any case (the trainer saves latest.pt);
   3. exports G_ema (best.pt, else latest.pt) as fp16 (`python -m gan_colorize.checkpoint export`);
@@ -520,9 +520,12 @@ def calibrate(r, s, cmd, metrics):
 
 def plan(s, rate, startup):
     """train.steps and the step intervals for the wall-time budget at `rate` steps/s."""
-    reserve = 5.0 if s.dry else 20.0       # validations, checkpoints, sample sheets, the exit
+    # validations, checkpoints and sample sheets cost time the calibration did not see, and
+    # 5% of slack: a run that ends a little early has finished its decay; one stopped by the
+    # deadline has not
+    reserve = 5.0 if s.dry else 25.0
     run_s = max(5.0, s.train_seconds - startup - reserve)
-    steps = max(10, int(rate * run_s))
+    steps = max(10, int(0.95 * rate * run_s))
     every = lambda sec: max(1, int(round(rate * sec)))  # noqa: E731
     return {"steps": steps, "ckpt_every": min(every(s.ckpt_seconds), steps),
             "eval_every": min(every(s.eval_seconds), steps), "log_every": every(s.log_seconds),

@@ -235,7 +235,7 @@ def test_plan_turns_the_rate_into_steps_and_intervals():
     s = gpu_run.Settings(args)
     assert (s.train_seconds, s.ckpt_seconds, s.train_width, s.train_batch) == (420, 120, 1.0, 64)
     p = gpu_run.plan(s, rate=50.0, startup=30.0)
-    assert p["steps"] == int(50 * (420 - 30 - 20))
+    assert p["steps"] == int(0.95 * 50 * (420 - 30 - 25))
     assert p["ckpt_every"] == 6000 and p["eval_every"] == 3000 and p["log_every"] == 100
     dry = gpu_run.Settings(gpu_run.parse_args(["part1", "--dry-run", "--out", "/tmp/x"])[0])
     assert (dry.device, dry.bench_size, dry.bench_batch, dry.bench_width, dry.train_seconds) == (

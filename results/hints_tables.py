@@ -14,6 +14,9 @@ import json
 import math
 from pathlib import Path
 
+# the metric columns, their formats and the report loader of the real-photo tables (same folder)
+from real_tables import METRICS, cell, load
+
 SETS = {
     "intel_test": "Intel scenes test folder (all 1020), blobs / superpixels / rect masks",
     "intel_test_colour": "Intel scenes test folder less its 60 nearly gray photos (960)",
@@ -25,26 +28,12 @@ SETS = {
 LABELS = {"x7": "x7 (shipped before)"}
 HINTS = ("0", "1", "3", "10")
 BASELINES = ("mean", "nearest", "levin")
-METRICS = ["leak", "edge_leak", "fill", "psnr_in", "auc_in", "hint_err"]
-FORMAT = {"leak": ".2f", "edge_leak": ".2f", "fill": ".3f", "psnr_in": ".2f", "auc_in": ".3f",
-          "hint_err": ".2f", "gain": "+.2f"}
 # issue 22's targets: 0-hint gain over gray per set; the hint margin over the best baseline
 ZERO_HINT_GAIN = {"intel_test": 1.0, "intel_test_colour": 1.0, "bsds500_human": 0.8,
                   "imagenet_test": 0.5}
 HINT_MARGIN = 1.0
 FLOWER_SETS, FLOWER_SLACK = ("flowers17_impa", "flowers17_heldout"), 0.3
 LEAK_MAX, EDGE_LEAK_MAX, FILL_RANGE = 0.1, 0.2, (0.7, 1.2)
-
-
-def cell(value, metric):
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return format(value, FORMAT[metric])
-
-
-def load(root, run, s):
-    path = root / run / s / "metrics.json"
-    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def row(label, hints, vals, gray):

@@ -1,5 +1,5 @@
-"""Score a checkpoint's G_ema on a split, next to two baselines, per mask family (its command
-line, evaluate.py: apps/evaluate_cli.py; the scoring core: scoring.py).
+"""Score a checkpoint's G_ema on a split, next to its baselines (gray, oracle, hint fills), per
+mask family (its command line, evaluate.py: apps/evaluate_cli.py; the scoring core: scoring.py).
 
     python evaluate.py --checkpoint runs/RUN/checkpoints/latest.pt [--out DIR]
         [--device auto|cpu|cuda] [--precision auto|fp32|bf16]

@@ -64,11 +64,14 @@ class ValPart(NamedTuple):
 
 def _baseline_scores(gray, ab_real, mask, hints):
     """{(baseline, count): mean psnr_in} of the hint fills (hint_fill.py) at each count > 0."""
-    out = {}
+    out, n = {}, gray.shape[0]
     for c, h in hints.items():
         if c and h:
-            for name, fill in baseline_fills(gray.cpu(), *(x.cpu() for x in h), mask.cpu()).items():
-                out[(name, c)] = nanmean(_scores(gray, ab_real, mask, fill.to(gray.device))["psnr_in"])
+            fills = baseline_fills(gray.cpu(), *(x.cpu() for x in h), mask.cpu())
+            # every fill of this count in one scoring call (compute_metrics' costs are per call)
+            _, m = score_outputs(gray, ab_real, mask, [f.to(gray.device) for f in fills.values()])
+            for k, name in enumerate(fills):
+                out[(name, c)] = nanmean(m["psnr_in"][k * n:(k + 1) * n])
     return out
 
 

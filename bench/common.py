@@ -291,7 +291,7 @@ class TrainStep:
     """The trainer's own step (gan_colorize.train_steps.train_step) on models built and wrapped as
     train_loop.train builds them (compiled with train.compile).
 
-    step(gray, ab_real, mask[, hint_ab, hint_mask]) or step(*batch): model-space tensors already
+    step(gray, ab_real, mask[, hints]) or step(*batch): model-space tensors (hints: a Hints) already
     on the device (train_steps.to_device). eager=True runs the uncompiled G and D (FLOP counting)."""
 
     def __init__(self, cfg, env):
@@ -301,13 +301,12 @@ class TrainStep:
         self.m = train_steps.wrap_models(train_steps.build_models(cfg, env), cfg, env)
         self.n = 0
 
-    def __call__(self, gray, ab_real, mask, hint_ab=None, hint_mask=None, eager=False):
+    def __call__(self, gray, ab_real, mask, hints=None, eager=False):
         import dataclasses
 
-        from gan_colorize.train import loop as train_loop
         from gan_colorize.train import steps as train_steps
         m = dataclasses.replace(self.m, g_train=self.m.g, d_train=self.m.d) if eager else self.m
-        batch = train_steps.Batch(gray, ab_real, mask, hint_ab, hint_mask)
+        batch = train_steps.Batch(gray, ab_real, mask, hints)
         train_steps.train_step(m, batch, self.cfg, self.env, self.n)
         self.n += 1
 

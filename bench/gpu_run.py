@@ -32,7 +32,7 @@ part2 (about 8.5 min: --train-seconds 420 and about 90 s around it, at most 575 
   1. unpacks the carried data (.gpu_carry/data.tar.gz) and calibrates: the training command
      itself runs until its step rate is known (about a minute), then stops (SIGINT);
   2. trains the shipped model's recipe (x8's, results/hints.sh: Flowers17, Flowers102, ImageNet
-     samples, Intel scenes 1:1:1:2, hints with hint_fill input, seven mask families, in-mask L2
+     samples, Intel scenes 1:1:1:2, hints with hints.fill input, seven mask families, in-mask L2
      100, adversarial weight 0.1; here from scratch) at 64 px, width 1, batch 64, bf16, for
      --train-seconds (420) of wall time: train.steps from the measured rate, so the linear decay ends in time,
      a numbered checkpoint every --ckpt-seconds (120) and a validation every minute, both in
@@ -45,7 +45,7 @@ part2 (about 8.5 min: --train-seconds 420 and about 90 s around it, at most 575 
 steps, 16 validation samples, a 60 s training budget, a checkpoint every 20 s); the wheels are
 only checked (pip installs them for CPython 3.12 into a scratch folder), and what needs CUDA
 (the CUDA tests run and skip; torch.compile) is skipped with a line saying so.
-Extra train.py overrides go after `--`: `bash bench/gpu_run.sh part2 -- --model.hint_fill input`.
+Extra train.py overrides go after `--`: `bash bench/gpu_run.sh part2 -- --hints.fill input`.
 """
 import argparse
 import hashlib
@@ -75,8 +75,8 @@ MIX = (("flowers17", "flowers17", 1), ("flowers102", "flowers102", 1),
        ("imagenet_samples", "folder", 1), ("intel_scenes", "split_folders", 2))
 # the shipped x8's recipe (results/hints.sh train input: x7's losses, the seven mask families,
 # hints with the pushpull fill as an input), from scratch instead of grown from x7
-RECIPE = ("--config", "flowers17", "--data.size", "64", "--model.hints", "true",
-          "--model.hint_fill", "input",
+RECIPE = ("--config", "flowers17", "--data.size", "64", "--hints.enabled", "true",
+          "--hints.fill", "input",
           "--data.flowers102_split", "train+test", "--train.precision", "bf16",
           "--loss.mask_weight_in", "100", "--loss.adv_weight", "0.1",
           "--masks.train", "impa:1,stripes:1,grid:1,rect:1,brush:1,blobs:1,superpixels:1")

@@ -43,7 +43,7 @@ def export_onnx(arch, width, dst):
     from gan_colorize.apps.onnx_backend import export_generator_onnx
     cfg = common.bench_config(arch, width, precision="fp32", device="cpu")
     torch.manual_seed(0)   # measure's seed: build_models builds G first, so the same weights
-    export_generator_onnx(build_generator(cfg.model), cfg, dst)
+    export_generator_onnx(build_generator(cfg.model, cfg.hints), cfg, dst)
     return str(dst)
 
 

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Issue 22 (hints that bind, outdoor photos): the equal-budget A/Bs, the long run, and their
 # evaluation beside x7 and the hint baselines (mean, nearest, levin).
-#   bash results/hints.sh ab               # three AB_STEPS-step runs from x7's weights: hint_fill none | input | residual
+#   bash results/hints.sh ab               # three AB_STEPS-step runs from x7's weights: hints.fill none | input | residual
 #   bash results/hints.sh ab2              # input again, with the `regions` mask family added (a third of the masks)
 #   bash results/hints.sh train VARIANT    # the long run of the chosen variant (resumable)
 #   bash results/hints.sh eval RUN...      # RUN: x7 or a run folder name under $OUT; writes results/hints_64/RUN/SET
-# Every run starts from the shipped x7 (train.init_from; the inputs hint_fill adds start at zero
+# Every run starts from the shipped x7 (train.init_from; the inputs hints.fill adds start at zero
 # weight, so step 0 is x7) and trains on Flowers17, Flowers102, the ImageNet samples and the
 # Intel scenes (train/ less a val share), weights 1:1:1:2, with object-like mask families
 # (blobs, superpixels) added to x7's. Resumable: --resume auto.
@@ -20,7 +20,7 @@ X7=${X7:-runs/x7_meanfit_default.pt}
 if [[ ! -f $X7 ]]; then mkdir -p "$(dirname "$X7")"; git show 5d15e4b:gan_colorize/checkpoints/default.pt > "$X7"; fi
 MIX="flowers17=$SHARED/flowers17:1,flowers102=$SHARED/flowers102:1,folder=$SHARED/imagenet_samples:1,split_folders=$SHARED/intel_scenes:2"
 MASKS_REGIONS=impa:1,stripes:1,grid:1,rect:1,brush:1,blobs:1,superpixels:1,regions:3
-RECIPE=(--config flowers17 --data.size 64 --model.width 0.5 --model.hints true
+RECIPE=(--config flowers17 --data.size 64 --model.width 0.5 --hints.enabled true
         --data.flowers102_split train+test --data.mix "$MIX" --train.precision bf16
         --loss.mask_weight_in 100 --loss.adv_weight 0.1
         --masks.train impa:1,stripes:1,grid:1,rect:1,brush:1,blobs:1,superpixels:1
@@ -44,19 +44,19 @@ mode=${1:?usage: hints.sh ab|train VARIANT|eval RUN...}; shift
 case $mode in
   ab)
     for v in none input residual; do
-      python train.py "${RECIPE[@]}" --model.hint_fill $v --train.steps "$AB_STEPS" --train.name "ab_$v"
+      python train.py "${RECIPE[@]}" --hints.fill $v --train.steps "$AB_STEPS" --train.name "ab_$v"
     done ;;
   ab2)   # the second round: the first round's winner (input) with object-like masks added
-    python train.py "${RECIPE[@]}" --model.hint_fill input --train.steps "$AB_STEPS" --train.name ab_input_regions \
+    python train.py "${RECIPE[@]}" --hints.fill input --train.steps "$AB_STEPS" --train.name ab_input_regions \
       --masks.train "$MASKS_REGIONS" ;;
   train)
     v=${1:?variant: none|input|residual}
-    python train.py "${RECIPE[@]}" --model.hint_fill "$v" --train.steps "$LONG_STEPS" --train.name "x8_fill_$v" ;;
+    python train.py "${RECIPE[@]}" --hints.fill "$v" --train.steps "$LONG_STEPS" --train.name "x8_fill_$v" ;;
   eval)
     for run in "$@"; do
       if [[ $run == x7 ]]; then ckpt=$X7; else ckpt=$OUT/$run/checkpoints/best.pt; fi
       for s in $SET_ORDER; do
-        python evaluate.py --checkpoint "$ckpt" ${SETS[$s]} --eval.hints 0,1,3,10 \
+        python evaluate.py --checkpoint "$ckpt" ${SETS[$s]} --hints.eval 0,1,3,10 \
           --eval.max_samples "${SET_MAX[$s]:-$EVAL_MAX}" --out "results/hints_64/$run/$s"
       done
     done ;;

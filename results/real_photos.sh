@@ -28,7 +28,7 @@ SET_ORDER="flowers17_impa flowers17_heldout flowers102_valid imagenet_test bsds5
 mode=${1:?usage: real_photos.sh train|eval [RUN...]}; shift
 if [[ $mode == train ]]; then
   # 64 px, width 0.5, hints, bf16 (pinned, as in reproduce.sh), 27000 steps: 2.7x x1's budget
-  python train.py --config flowers17 --data.size 64 --model.width 0.5 --model.hints true \
+  python train.py --config flowers17 --data.size 64 --model.width 0.5 --hints.enabled true \
     --data.flowers102_split train+test --data.mix "$MIX" --train.precision bf16 \
     --train.steps 27000 --train.ckpt_every 1000 --train.out_dir "$OUT" --train.name x6_real_hints \
     --resume auto
@@ -40,7 +40,7 @@ if [[ $mode == train ]]; then
     mkdir -p "$OUT/x7_meanfit/checkpoints"
     cp "$OUT/x6_real_hints/checkpoints/best.pt" "$OUT/x7_meanfit/checkpoints/latest.pt"
   fi
-  python train.py --config flowers17 --data.size 64 --model.width 0.5 --model.hints true \
+  python train.py --config flowers17 --data.size 64 --model.width 0.5 --hints.enabled true \
     --data.flowers102_split train+test --data.mix "$MIX" --train.precision bf16 \
     --train.steps 23000 --train.ckpt_every 1000 --loss.mask_weight_in 100 --loss.adv_weight 0.1 \
     --train.out_dir "$OUT" --train.name x7_meanfit --resume auto
@@ -54,6 +54,6 @@ for run in ${*:-x5_unet11_hints_10k x6_real_hints x7_meanfit}; do
   [[ -n "${CKPT[$run]:-}" ]] || { echo "unknown run $run (known: ${!CKPT[*]})" >&2; exit 2; }
   for s in $SET_ORDER; do
     python evaluate.py --checkpoint "${CKPT[$run]}" ${SETS[$s]} \
-      --eval.hints 0,1,10 --out "results/real_64/$run/$s"
+      --hints.eval 0,1,10 --out "results/real_64/$run/$s"
   done
 done

@@ -30,7 +30,7 @@ ARGS[x1_unet_mixed_10k]="--config flowers17"
 ARGS[x2_unet11_mixed_10k]="--config flowers17"
 # x2's recipe with layer 11 gated (today's unet11), and the same with colour hints as input
 ARGS[x4_unet11_gated_10k]="--config flowers17"
-ARGS[x5_unet11_hints_10k]="--config flowers17 --model.hints true"
+ARGS[x5_unet11_hints_10k]="--config flowers17 --hints.enabled true"
 LONG="--train.steps 10000 --train.precision bf16 --data.workers 2"
 declare -A AFTER=([x1_unet_mixed_10k]="$LONG" [x2_unet11_mixed_10k]="$LONG"
                   [x4_unet11_gated_10k]="$LONG" [x5_unet11_hints_10k]="$LONG")
@@ -41,7 +41,7 @@ declare -A EVALS=([impa]="--eval.masks impa:1 --masks.pairing all"
                   [heldout]="--eval.masks superpixels:1,blobs:1 --masks.pairing random")
 
 # a hint model is scored at each of these hint counts, on the same samples and masks
-declare -A EVAL_HINTS=([x5_unet11_hints_10k]="--eval.hints 0,1,2,5,10,20")
+declare -A EVAL_HINTS=([x5_unet11_hints_10k]="--hints.eval 0,1,2,5,10,20")
 
 mode=${1:?usage: reproduce.sh train|eval [RUN...]}; shift
 runs=${*:-$ORDER}

@@ -55,7 +55,7 @@ def hand_made_checkpoint(path, *argv, step=3, ab_bias=(0.5, -0.3), seed=0):
     bias is `ab_bias` (model units; None keeps the init) -> path."""
     cfg = load_config([*map(str, argv)], check_paths=False)
     torch.manual_seed(seed)
-    g = build_generator(cfg.model)
+    g = build_generator(cfg.model, cfg.hints)
     if ab_bias is not None:
         with torch.no_grad():
             bias = output_layer(g).bias

@@ -45,6 +45,7 @@ from ..core.color import denormalize_ab, lab_to_rgb, normalize_l, rgb_to_lab
 from ..core.errors import UserError
 from ..core.runtime import autocast, resolve_device, resolve_precision
 from ..data import hints as hint_io
+from ..data.hints import Hints, model_inputs
 from ..model.checkpoint import load_generator
 from ..model.networks import pad_to_multiple, unpad
 from .inputs import (COMPOSITES, DEFAULT_CHECKPOINT, EmptyMaskWarning, _as_rgb, empty_mask_message,
@@ -57,24 +58,23 @@ GAMUT_STEPS = 10       # bisection steps on the chroma scale: resolution 1/1024
 
 def user_hints(hints, mask):
     """User hints at the image's size, inside its mask: hints None | RGBA uint8 (h',w',4) | list
-    of (x, y, (r, g, b), size) points; mask float32 (H,W) {0,1} -> (hint_ab (2,H,W), hint_mask
-    (1,H,W)) float32 tensors. Hints outside the mask are dropped with a warning saying how many."""
+    of (x, y, (r, g, b), size) points | a Hints (ab (2,h',w'), mask (1,h',w'), e.g. load_hints');
+    mask float32 (H,W) {0,1} -> Hints (ab (2,H,W), mask (1,H,W)) of float32 tensors. Hints
+    outside the mask are dropped with a warning saying how many."""
     h, w = mask.shape
     if hints is None:
-        return torch.zeros(2, h, w), torch.zeros(1, h, w)
+        return Hints(torch.zeros(2, h, w), torch.zeros(1, h, w))
     if isinstance(hints, np.ndarray):
-        hint_ab, hint_mask = hint_io.hints_from_rgba(hints)
-        hint_ab, hint_mask = hint_io.resize_hints(hint_ab, hint_mask, h, w)
+        parsed = hint_io.resize_hints(hint_io.hints_from_rgba(hints), h, w)
     elif isinstance(hints, tuple) and len(hints) == 2 and all(torch.is_tensor(t) for t in hints):
-        hint_ab, hint_mask = hint_io.resize_hints(*hints, h, w)   # already parsed (load_hints)
+        parsed = hint_io.resize_hints(Hints(*hints), h, w)   # already parsed (load_hints)
     else:
-        hint_ab, hint_mask = hint_io.hints_from_points(hints, h, w)
-    hint_ab, hint_mask, dropped = hint_io.drop_outside(hint_ab, hint_mask,
-                                                       torch.from_numpy(mask)[None].float())
+        parsed = hint_io.hints_from_points(hints, h, w)
+    parsed, dropped = hint_io.drop_outside(parsed, torch.from_numpy(mask)[None].float())
     if dropped:
         warnings.warn(f"dropped {dropped} hint(s) outside the mask: the mask says where colour "
                       "may go", stacklevel=3)
-    return hint_ab, hint_mask
+    return parsed
 
 
 # ---------------------------------------------------------------------------------------------
@@ -160,13 +160,14 @@ class Colorizer:
 
     @property
     def takes_hints(self):
-        """True for a checkpoint trained with colour hints (model.hints)."""
-        return bool(self.config is not None and self.config.model.hints)
+        """True for a checkpoint trained with colour hints (hints.enabled)."""
+        return bool(self.config is not None and self.config.hints.enabled)
 
     def colorize(self, image, mask, composite="none", hints=None):
         """image uint8 (H,W) or (H,W,3); mask (h,w) any size/dtype; hints None, an RGBA uint8
-        (h',w',4) array (opaque pixels give their colour; any size, resized to the image) or a
-        list of (x, y, (r, g, b), size) points in image pixels -> uint8 (H,W,3)."""
+        (h',w',4) array (opaque pixels give their colour; any size, resized to the image), a
+        list of (x, y, (r, g, b), size) points in image pixels, or a Hints (data/hints.py) ->
+        uint8 (H,W,3)."""
         return self.colorize_batch([image], [mask], composite=composite,
                                    hints=None if hints is None else [hints])[0]
 
@@ -181,7 +182,7 @@ class Colorizer:
         if hints is not None and len(hints) != len(images):
             raise ValueError(f"{len(images)} images but {len(hints)} hint sets")
         if hints is not None and any(h is not None for h in hints) and not self.takes_hints:
-            raise UserError("this checkpoint was trained without colour hints (model.hints off): "
+            raise UserError("this checkpoint was trained without colour hints (hints.enabled off): "
                             "drop the hints or use a checkpoint trained with them")
         items = []
         for k, (image, mask) in enumerate(zip(images, masks)):
@@ -203,7 +204,7 @@ class Colorizer:
                 for k in range(0, len(idx), batch_size):
                     chunk = idx[k:k + batch_size]
                     prepped = [self._prepare(*items[i], shape) for i in chunk]
-                    hint = (torch.cat([p[4] for p in prepped]) if self.takes_hints else None)
+                    hint = Hints.cat([p[4] for p in prepped]) if self.takes_hints else None
                     ab = self._run(torch.cat([p[2] for p in prepped]),
                                    torch.cat([p[3] for p in prepped]), hint)
                     for j, i in enumerate(chunk):
@@ -213,7 +214,7 @@ class Colorizer:
 
     def _prepare(self, rgb, mask, hint, shape):
         """-> (L (1,1,H,W) Lab units, mask (1,1,H,W), gray (1,1,h,w) model space, mask (1,1,h,w),
-        hints (1,3,h,w): hint_ab and hint_mask at the working size, or None)."""
+        hints: a Hints (ab (1,2,h,w), mask (1,1,h,w)) at the working size, or None)."""
         x = torch.tensor(rgb, device=self.device).permute(2, 0, 1)[None].float() / 255
         L = rgb_to_lab(x)[:, :1]
         m_full = torch.from_numpy(mask).to(self.device)[None, None]
@@ -223,19 +224,19 @@ class Colorizer:
         m_work = (F.adaptive_avg_pool2d(m_full, shape) >= 0.5).float()
         if hint is None:
             return L, m_full, gray, m_work, None
-        hint_ab, hint_mask = hint_io.resize_hints(*hint, *shape)
+        work = hint_io.resize_hints(hint, *shape)
         # a hint that lands outside the working mask (a stroke's edge) would leak colour there
-        hint_ab, hint_mask, _ = hint_io.drop_outside(hint_ab, hint_mask, m_work[0].cpu())
-        return L, m_full, gray, m_work, torch.cat([hint_ab, hint_mask])[None].to(self.device)
+        work, _ = hint_io.drop_outside(work, m_work[0].cpu())
+        return L, m_full, gray, m_work, work.select(None).to(self.device)
 
     def _run(self, gray, mask, hints=None):
-        """gray, mask (N,1,h,w), hints (N,3,h,w) (hint_ab, hint_mask) or None -> ab (N,2,h,w)
-        float32 model units, via padding to a multiple of 32 (hints padded with zeros: none)."""
+        """gray, mask (N,1,h,w), hints: a Hints (ab (N,2,h,w), mask (N,1,h,w)) or None -> ab
+        (N,2,h,w) float32 model units, via padding to a multiple of 32 (hints padded with zeros:
+        none)."""
         x, pads = pad_to_multiple(torch.cat([gray, mask], 1))
-        args = [x[:, :1], (x[:, 1:] >= 0.5).float()]
         if hints is not None:
-            h = F.pad(hints, pads)
-            args += [h[:, :2], h[:, 2:]]
+            hints = Hints(F.pad(hints.ab, pads), F.pad(hints.mask, pads))
+        args = [x[:, :1], (x[:, 1:] >= 0.5).float(), *model_inputs(hints)]
         with autocast(self.device, self.amp_dtype):
             ab = torch.as_tensor(self.g(*args), device=self.device)   # an array from onnxruntime
         return unpad(ab.float(), pads)

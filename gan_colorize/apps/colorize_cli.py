@@ -131,7 +131,7 @@ class _HintSource:
             raise UserError(f"--hints {spec}: no such file or folder")
 
     def get(self, path, h, w):
-        """-> (hint_ab, hint_mask) at (h, w), or None when this input has no hint file."""
+        """-> the Hints at (h, w), or None when this input has no hint file."""
         from ..data.hints import load_hints   # deferred: imports torch
         src = self.file or self.by_stem.get(Path(path).stem)
         return None if src is None else load_hints(src, h, w)
@@ -197,7 +197,7 @@ def _open_colorizer(args, hint_files):
         colorizer = Colorizer.from_checkpoint(args.checkpoint or None, device=args.device,
                                               size=args.size or None, precision=args.precision)
     if hint_files is not None and not colorizer.takes_hints:
-        raise UserError("--hints: this checkpoint was trained without colour hints (model.hints "
+        raise UserError("--hints: this checkpoint was trained without colour hints (hints.enabled "
                         "off); drop --hints or use a checkpoint trained with them")
     return colorizer
 

@@ -8,17 +8,17 @@ import re
 import sys
 from pathlib import Path
 
-from ..core.config import Config, ConfigError, check, set_key
+from ..core.config import RENAMED, ConfigError, check
 from ..core.errors import UserError
-from ..core.parser import EVALUATE, cli_main, parse_overrides, usage, with_alias
+from ..core.parser import EVALUATE, cli_main, parse_command_line, parse_overrides, usage, with_alias
 
 INTRO = ("Scores a checkpoint's G_ema; the config is the checkpoint's own, and the keys given "
-         "here override it\n(model.* cannot change). Any key of any section is accepted; "
-         "the evaluation ones are listed.")
+         "here override it\n(model.*, hints.enabled and hints.fill cannot change). Any key of "
+         "any section is accepted; the evaluation ones are listed.")
 
 
 def parse_args(argv):
-    """-> (checkpoint path, config overrides [(key, value)]). Keys and types are checked here,
+    """-> (checkpoint path, the command line's arguments). Keys and types are checked here,
     against the defaults, before torch loads; --help prints the keys and exits."""
     argv = list(argv)
     if "-h" in argv or "--help" in argv:
@@ -28,37 +28,38 @@ def parse_args(argv):
     if any(key == "config" for key, _ in pairs):
         raise ConfigError("--config: evaluation starts from the checkpoint's config; "
                           "override single keys (--section.key VALUE) instead")
-    probe = Config()
     try:
-        for key, value in pairs:
-            set_key(probe, key, value)
+        probe, _ = parse_command_line(argv, EVALUATE)
     except ConfigError as err:
         raise with_alias(err, EVALUATE) from None
     if not probe.eval.checkpoint:
         raise UserError("--checkpoint is required (e.g. runs/RUN/checkpoints/latest.pt)")
-    return probe.eval.checkpoint, pairs
+    return probe.eval.checkpoint, argv
 
 
-def eval_config(saved, overrides):
-    """The checkpoint's config `saved` with `overrides` applied and checked."""
-    cfg = copy.deepcopy(saved)
-    for key, value in overrides:
-        set_key(cfg, key, value)
-    keys = {key for key, _ in overrides}
+def eval_config(saved, argv):
+    """The checkpoint's config `saved` with the command line `argv` applied on top, checked."""
+    cfg, _ = parse_command_line(argv, EVALUATE, base=copy.deepcopy(saved))
+    keys = {RENAMED.get(key, key) for key, _ in parse_overrides(argv, EVALUATE)[1]}
     if cfg.data.mix and keys & {"data.name", "data.root"} and "data.mix" not in keys:
         cfg.data.mix = ""   # one dataset named on the command line: score it, not the mixture
-    if cfg.model != saved.model:
-        raise ConfigError("model.*: the architecture comes from the checkpoint and cannot be "
-                          "overridden for evaluation")
-    if not cfg.model.hints and cfg.eval.hints.replace(" ", "") not in ("0", ""):
-        raise ConfigError(f"eval.hints: {cfg.eval.hints!r}: this checkpoint was trained without "
-                          f"colour hints (model.hints off); only 0 can be scored")
+    if cfg.model != saved.model or architecture(cfg.hints) != architecture(saved.hints):
+        raise ConfigError("model.*, hints.enabled, hints.fill: the architecture comes from the "
+                          "checkpoint and cannot be overridden for evaluation")
+    if not cfg.hints.enabled and cfg.hints.eval.replace(" ", "") not in ("0", ""):
+        raise ConfigError(f"hints.eval: {cfg.hints.eval!r}: this checkpoint was trained without "
+                          f"colour hints (hints.enabled off); only 0 can be scored")
     # data.root and friends are checked by the data pipeline, with their own messages
     try:
         check(cfg, check_paths=False, training=False)
     except ConfigError as err:
         raise with_alias(err, EVALUATE) from None
     return cfg
+
+
+def architecture(hints_cfg):
+    """The hint settings that shape the network (the rest are evaluation choices)."""
+    return hints_cfg.enabled, hints_cfg.fill
 
 
 def mask_slug(spec):

@@ -1,36 +1,26 @@
 """The export command line: a training checkpoint's G_ema for inference, as a small .pt
 (`export`) or an ONNX file (`export-onnx`). Run as `python -m gan_colorize.checkpoint ...`."""
-import argparse
 import os
 import sys
 
-from ..core.errors import UserError
+from ..core.parser import EXPORT, EXPORT_ONNX, cli_main, parse_commands
 from ..model.checkpoint import export_generator
 from .onnx_backend import export_onnx
 
+COMMANDS = {"export": EXPORT, "export-onnx": EXPORT_ONNX}
 
+
+@cli_main
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m gan_colorize.checkpoint",
-                                description="Export a training checkpoint's G_ema for inference.")
-    sub = p.add_subparsers(dest="cmd", required=True)
-    ex = sub.add_parser("export", help="G_ema + config only, float16 by default")
-    ex.add_argument("src")
-    ex.add_argument("dst")
-    ex.add_argument("--fp32", action="store_true", help="keep float32 weights")
-    ox = sub.add_parser("export-onnx", help="G_ema as an ONNX file (float32, config in its "
-                        "metadata) for onnxruntime and other runtimes; needs the [onnx] extra")
-    ox.add_argument("src", help="a training checkpoint or an exported one")
-    ox.add_argument("dst", help="the .onnx file to write")
-    args = p.parse_args(argv)
-    try:
-        if args.cmd == "export-onnx":
-            export_onnx(args.src, args.dst)
-        else:
-            export_generator(args.src, args.dst, half=not args.fp32)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(f"wrote {args.dst} ({os.path.getsize(args.dst) / 1e6:.1f} MB)")
+    """`python -m gan_colorize.checkpoint export [--fp32] SRC DST` | `export-onnx SRC DST`."""
+    cmd, cfg, (src, dst) = parse_commands(sys.argv[1:] if argv is None else argv, COMMANDS,
+                                          "python -m gan_colorize.checkpoint",
+                                          "Export a training checkpoint's G_ema for inference.")
+    if cmd == "export-onnx":
+        export_onnx(src, dst)
+    else:
+        export_generator(src, dst, half=not cfg.export.fp32)
+    print(f"wrote {dst} ({os.path.getsize(dst) / 1e6:.1f} MB)")
     return 0
 
 

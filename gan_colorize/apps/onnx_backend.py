@@ -7,12 +7,12 @@
 
 The file holds G_ema in eval mode, float32:
     inputs  gray (N,1,H,W) in [-1,1] (L/50 - 1), mask (N,1,H,W) in {0,1}, and for a checkpoint
-            trained with hints (model.hints) hint_ab (N,2,H,W) (ab/110 at hinted pixels, 0
+            trained with hints (hints.enabled) hint_ab (N,2,H,W) (ab/110 at hinted pixels, 0
             elsewhere) and hint_mask (N,1,H,W) {0,1}
     output  ab (N,2,H,W) in [-1,1] (ab/110)
 N, H and W are dynamic; H and W must be multiples of 32 (pad first: the tools pad by reflection,
 networks.pad_to_multiple). metadata_props: `gan_colorize.config`, the checkpoint's whole config
-as JSON (what Colorizer needs: model.hints, data.size), `gan_colorize.format` and
+as JSON (what Colorizer needs: hints.enabled, data.size), `gan_colorize.format` and
 `gan_colorize.step`.
 
 Export: torch.onnx's TorchScript exporter (dynamo=False), opset 17. Both exporters of torch 2.14
@@ -165,7 +165,7 @@ class OnnxGenerator:
             raise OnnxModelError(f"{self.path} is not an ONNX model onnxruntime can run, or it is "
                                  f"damaged ({_ort_reason(err)})") from None
         self.config = self._check_interface()
-        self.hints = bool(self.config.model.hints)
+        self.hints = bool(self.config.hints.enabled)
         self.names = INPUTS + (HINT_INPUTS if self.hints else ())
 
     def _check_file(self):
@@ -207,15 +207,15 @@ class OnnxGenerator:
         except (ValueError, ConfigError) as err:
             raise OnnxModelError(f"{self.path}: its gan_colorize.config metadata is not understood "
                                  f"by this version ({' '.join(str(err).split())})") from None
-        want = set(INPUTS + (HINT_INPUTS if cfg.model.hints else ()))
+        want = set(INPUTS + (HINT_INPUTS if cfg.hints.enabled else ()))
         if set(inputs) != want:
             raise OnnxModelError(f"{self.path}: inputs {', '.join(inputs)} do not match its config "
-                                 f"(model.hints {cfg.model.hints}: expected {', '.join(sorted(want))})")
+                                 f"(hints.enabled {cfg.hints.enabled}: expected {', '.join(sorted(want))})")
         return cfg
 
     def __call__(self, gray, mask, hint_ab=None, hint_mask=None):
         if not self.hints and (hint_ab is not None or hint_mask is not None):
-            raise ValueError("this model was exported without hint inputs (model.hints off)")
+            raise ValueError("this model was exported without hint inputs (hints.enabled off)")
         gray = np.ascontiguousarray(gray, dtype=np.float32)
         n, _, h, w = gray.shape if gray.ndim == 4 else (0, 0, 0, 0)
         given = {"gray": gray, "mask": mask, "hint_ab": hint_ab, "hint_mask": hint_mask}

@@ -55,7 +55,6 @@ class MaskConfig:
     train: str = opt("impa:1,stripes:1,grid:1,rect:1,brush:1", "mask family mixture drawn for training")
     preview: str = opt("impa:1", "mask families of the fixed sample grid shown while training")
     pairing: str = opt("random", "random: a fresh mask per draw; all: every image with every fixed mask")
-    hint_p: float = opt(0.125, "training hints (model.hints): count ~ geometric(p) - 1, so P(none) = p and the mean is (1-p)/p")
 
 
 @dataclass
@@ -64,8 +63,19 @@ class ModelConfig:
     discriminator: str = opt("patch", "discriminator architecture")
     width: float = opt(1.0, "channel multiplier for G and D")
     spectral_norm: bool = opt(False, "spectral normalisation on every layer of D (and no norm layers)")
-    hints: bool = opt(False, "colour hints: G and D also see hint_ab and hint_mask (what colour, where)")
-    hint_fill: str = opt("none", "hint models: none | input: G also sees the hints spread over the mask (hint_fill.pushpull) and how near a hint is | residual: as input, and G's colour adds to that fill through a learned gain that starts at 0")
+
+
+@dataclass
+class HintsConfig:
+    """Every colour-hint setting: whether the model takes hints and how, how many training draws,
+    and the hint counts each tool scores or shows (hints are drawn by data/hints.py)."""
+    enabled: bool = opt(False, "colour hints: G and D also see hint_ab and hint_mask (what colour, where)")
+    fill: str = opt("none", "hint models: none | input: G also sees the hints spread over the mask (hint_fill.pushpull) and how near a hint is | residual: as input, and G's colour adds to that fill through a learned gain that starts at 0")
+    train_p: float = opt(0.125, "training hints: count ~ geometric(p) - 1, so P(none) = p and the mean is (1-p)/p")
+    eval: str = opt("0", "evaluate.py: hint counts to score, each on the same samples and masks, e.g. 0,1,2,5,10,20 (hint models)")
+    baselines: str = opt("mean,nearest,levin", "evaluate.py: hint baselines scored beside a hint model at each hint count > 0 (hint_fill.py): any of mean, nearest, levin, comma-separated; empty: none")
+    val: str = opt("0,10", "hint counts that validation while training scores for a hint model (a model without hints: 0)")
+    preview: int = opt(5, "hints on each sample of a hint model's preview grid while training")
 
 
 @dataclass
@@ -106,7 +116,7 @@ class TrainConfig:
     out_dir: str = opt("runs", "folder that holds the run folders")
     name: str = opt("", "run folder name; empty: <date>-<time>-<preset>")
     resume: str = opt("", "empty (a new run) | auto (the newest run of this name or preset) | a checkpoint path")
-    init_from: str = opt("", "a new run starts from this checkpoint's weights (G and G_ema from its g_ema, or g; D from its d when it has one), not its step or optimiser; inputs the new model adds (model.hint_fill) start at zero weight; ignored on resume")
+    init_from: str = opt("", "a new run starts from this checkpoint's weights (G and G_ema from its g_ema, or g; D from its d when it has one), not its step or optimiser; inputs the new model adds (hints.fill) start at zero weight; ignored on resume")
     max_bad_steps: int = opt(20, "stop after this many steps in a row with non-finite losses")
 
 
@@ -120,8 +130,6 @@ class EvalConfig:
     batch_size: int = opt(16, "images per forward pass (does not change the numbers)")
     max_samples: int = opt(0, "score only the first N samples; 0 = the whole split")
     size: int = opt(0, "evaluation crop side in px; 0 = data.size")
-    hints: str = opt("0", "hint counts to score, each on the same samples and masks, e.g. 0,1,2,5,10,20 (hint models)")
-    baselines: str = opt("mean,nearest,levin", "hint baselines scored beside a hint model at each hint count > 0 (hint_fill.py): any of mean, nearest, levin, comma-separated; empty: none")
     device: str = opt("auto", "auto | cpu | cuda")
     precision: str = opt("fp32", "fp32 (default: exact, reproducible numbers) | auto | bf16")
 
@@ -155,15 +163,42 @@ class DemoConfig:
 
 
 @dataclass
+class MaskPreviewConfig:
+    families: str = opt("", "mask spec to draw, e.g. impa,brush,blobs (required)")
+    out: str = opt("", "the contact sheet PNG to write (required)")
+    size: int = opt(128, "tile side in px, >= 8")
+    n: int = opt(8, "draws per family, >= 1")
+    seed: int = opt(0, "seed of the draws, >= 0")
+
+
+@dataclass
+class DedupConfig:
+    flowers17: str = opt("", "Flowers17 root, holding jpg/ (required)")
+    flowers102: str = opt("", "Flowers102 root, holding jpg/ (required)")
+    threshold: int = opt(72, "largest distance (bits of the 255-bit hash) of a near-duplicate, data/dedup.py's DUPLICATE_BITS")
+    out: str = opt("", "write the list here (the package's is gan_colorize/data/lists/flowers102_in_flowers17.txt); empty: print the counts only")
+    workers: int = opt(2, "hashing processes, >= 1")
+
+
+@dataclass
+class ExportConfig:
+    fp32: bool = opt(False, "export: keep float32 weights (else float16); export-onnx always writes float32")
+
+
+@dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     masks: MaskConfig = field(default_factory=MaskConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    hints: HintsConfig = field(default_factory=HintsConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     colorize: ColorizeConfig = field(default_factory=ColorizeConfig)
     demo: DemoConfig = field(default_factory=DemoConfig)
+    mask_preview: MaskPreviewConfig = field(default_factory=MaskPreviewConfig)
+    dedup: DedupConfig = field(default_factory=DedupConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
     preset: str = ""                 # the preset this config was built from, for run names
 
     def to_dict(self):
@@ -176,7 +211,7 @@ CHOICES = {
     "masks.pairing": ("random", "all"),
     "model.generator": ("unet11", "seed"),
     "model.discriminator": ("patch", "seed"),
-    "model.hint_fill": ("none", "input", "residual"),
+    "hints.fill": ("none", "input", "residual"),
     "loss.adversarial": ("vanilla", "lsgan", "hinge"),
     "loss.real_target": ("partial", "full"),
     "loss.mask_loss": ("l2", "huber"),
@@ -191,11 +226,17 @@ CHOICES = {
     "colorize.precision": ("auto", "fp32", "bf16"),
     "demo.precision": ("auto", "fp32", "bf16"),
 }
-# eval.baselines: the hint fills without learning that evaluate.py scores (hint_fill.py)
+# hints.baselines: the hint fills without learning that evaluate.py scores (hint_fill.py)
 HINT_BASELINES = ("mean", "nearest", "levin")
-# Keys that were renamed: giving the old one is an error that names the new one. Saved configs
-# (checkpoints, config.json) with an old key still load, under the new name.
-RENAMED = {"masks.eval": "masks.preview"}
+# Keys that were renamed, old -> new. An old key still works wherever a key is read (command
+# lines, YAML presets, saved configs in checkpoints and config.json), under its new name.
+RENAMED = {"masks.eval": "masks.preview",
+           "model.hints": "hints.enabled", "model.hint_fill": "hints.fill",
+           "masks.hint_p": "hints.train_p", "eval.hints": "hints.eval",
+           "eval.baselines": "hints.baselines"}
+# ... except these, whose old name now reads as another setting (masks.eval beside eval.masks):
+# on a command line or in a preset they are an error that names the new key; saved configs load.
+REFUSED = ("masks.eval",)
 
 
 _TRUE = ("1", "true", "yes", "on")
@@ -241,9 +282,10 @@ def sections():
 
 def set_key(cfg, key, value, renamed_ok=False):
     """cfg.<section>.<key> = value, coerced to the field's type; an unknown key is a ConfigError.
-    An old key of RENAMED is an error naming the new one, unless renamed_ok (saved configs)."""
+    An old key of RENAMED sets its new key; one of REFUSED is an error naming the new key, unless
+    renamed_ok (saved configs)."""
     if key in RENAMED:
-        if not renamed_ok:
+        if key in REFUSED and not renamed_ok:
             raise ConfigError(f"{key}: this key is now {RENAMED[key]}")
         key = RENAMED[key]
     parts = key.split(".")
@@ -288,6 +330,18 @@ def load_preset(cfg, name):
     return cfg
 
 
+def upgrade_dict(d):
+    """A config dict (to_dict() output, perhaps written before a rename) with every RENAMED old
+    key moved to its new name; the input is left as it is. Keys and types are not checked."""
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in d.items()}
+    for old, new in RENAMED.items():
+        (s_old, k_old), (s_new, k_new) = old.split("."), new.split(".")
+        if isinstance(out.get(s_old), dict) and k_old in out[s_old]:
+            value = out[s_old].pop(k_old)
+            out.setdefault(s_new, {}).setdefault(k_new, value)
+    return out
+
+
 def from_dict(d):
     """A Config from `to_dict()` output (checkpoints, saved config.json); validates keys and types."""
     cfg = Config()
@@ -321,8 +375,8 @@ def check(cfg, check_paths=True, training=True):
     need("data.test_fraction", 0 <= d.test_fraction < 1 and d.val_fraction + d.test_fraction < 1,
          "must be in [0, 1) with val_fraction + test_fraction < 1")
     need("model.width", 0 < cfg.model.width <= 8, "must be in (0, 8]")
-    need("model.hint_fill", cfg.model.hint_fill == "none" or cfg.model.hints,
-         "needs model.hints true (it spreads the hints)")
+    need("hints.fill", cfg.hints.fill == "none" or cfg.hints.enabled,
+         "needs hints.enabled true (it spreads the hints)")
     for k in ("lr_g", "lr_d"):
         need(f"train.{k}", math.isfinite(getattr(t, k)) and getattr(t, k) > 0, "must be > 0")
     for k in ("beta1", "beta2"):
@@ -375,24 +429,31 @@ def _device_ok(name):
 
 
 def hint_counts(text):
-    """eval.hints '0,1,2,5' -> [0, 1, 2, 5]; ValueError when it is not a list of counts >= 0."""
+    """hints.eval '0,1,2,5' -> [0, 1, 2, 5]; ValueError when it is not a list of counts >= 0."""
     counts = [int(x) for x in str(text).split(",") if x.strip()]
     if not counts or min(counts) < 0 or len(set(counts)) != len(counts):
         raise ValueError(text)
     return counts
 
 
+def baseline_names(text):
+    """hints.baselines 'mean, levin' -> ['mean', 'levin'] (empty: [])."""
+    return [b.strip() for b in str(text).split(",") if b.strip()]
+
+
 def _check_tools(cfg, need):
     """The hint, evaluate.py, gan-colorize and gan-colorize-demo settings."""
-    e, c, dm = cfg.eval, cfg.colorize, cfg.demo
-    need("masks.hint_p", 0 < cfg.masks.hint_p <= 1, "must be in (0, 1]")
-    try:
-        hint_counts(e.hints)
-        counts_ok = True
-    except ValueError:
-        counts_ok = False
-    need("eval.hints", counts_ok, "must be distinct hint counts >= 0, e.g. 0,1,2,5,10,20")
-    need("eval.baselines", all(b.strip() in HINT_BASELINES for b in e.baselines.split(",") if b.strip()),
+    e, c, dm, hn = cfg.eval, cfg.colorize, cfg.demo, cfg.hints
+    need("hints.train_p", 0 < hn.train_p <= 1, "must be in (0, 1]")
+    for key in ("eval", "val"):
+        try:
+            hint_counts(getattr(hn, key))
+            counts_ok = True
+        except ValueError:
+            counts_ok = False
+        need(f"hints.{key}", counts_ok, "must be distinct hint counts >= 0, e.g. 0,1,2,5,10,20")
+    need("hints.preview", hn.preview >= 0, "must be >= 0")
+    need("hints.baselines", all(b in HINT_BASELINES for b in baseline_names(hn.baselines)),
          f"must be a comma-separated list of {', '.join(HINT_BASELINES)} (or empty)")
     need("eval.device", _device_ok(e.device), "is not one of auto, cpu, cuda, cuda:N")
     need("colorize.device", _device_ok(c.device), "is not one of auto, cpu, cuda, cuda:N")

@@ -6,7 +6,8 @@ UserError into one line on stderr.
 import sys
 from dataclasses import dataclass, field, fields
 
-from .config import CHOICES, CONFIG_DIR, Config, ConfigError, check, load_preset, sections, set_key
+from .config import (CHOICES, CONFIG_DIR, RENAMED, Config, ConfigError, check, load_preset, sections,
+                     set_key)
 from .errors import UserError
 from .interrupt import SafeCtrlC
 
@@ -21,13 +22,16 @@ class Tool:
     positional: str = ""             # metavar of positional arguments; empty: none accepted
     sections: tuple = ()             # sections shown by --help; empty: all
     presets: bool = False            # accepts --config PRESET
+    about: str = ""                  # one line: what the tool does (--help, a command list)
+    required: tuple = ()             # keys that must be given a value
+    n_positional: int | None = None  # exactly this many positional arguments; None: one or more
 
 
 TRAIN = Tool("train.py", {"--resume": "train.resume", "--device": "train.device",
                           "--steps": "train.steps"}, presets=True)
 EVALUATE = Tool("evaluate.py", {"--checkpoint": "eval.checkpoint", "--out": "eval.out",
                                 "--device": "eval.device", "--precision": "eval.precision"},
-                sections=("eval", "data", "masks"))
+                sections=("eval", "hints", "data", "masks"))
 COLORIZE = Tool("gan-colorize", {f"--{k.replace('_', '-')}": f"colorize.{k}" for k in
                                  ("checkpoint", "backend", "mask", "hints", "out", "composite", "size", "batch_size",
                                   "device", "precision", "seed")},
@@ -36,6 +40,24 @@ DEMO = Tool("gan-colorize-demo", {f"--{k.replace('_', '-')}": f"demo.{k}" for k 
                                    ("checkpoint", "device", "precision", "host", "port", "max_side",
                                     "max_upload_mb", "max_megapixels")},
             sections=("demo",))
+MASK_PREVIEW = Tool("python -m gan_colorize.masks preview",
+                    {f"--{k}": f"mask_preview.{k}" for k in ("families", "out", "size", "n", "seed")},
+                    sections=("mask_preview",), required=("mask_preview.families", "mask_preview.out"),
+                    about="write a contact sheet of mask draws, one row per family")
+DEDUP = Tool("python -m gan_colorize.dedup",
+             {f"--{k}": f"dedup.{k}" for k in ("flowers17", "flowers102", "threshold", "out", "workers")},
+             sections=("dedup",), required=("dedup.flowers17", "dedup.flowers102"),
+             about="list the Flowers102 images that are near-duplicates of Flowers17 images "
+                   "(crop-tolerant perceptual hash)")
+EXPORT = Tool("python -m gan_colorize.checkpoint export", {}, flags={"--fp32": "export.fp32"},
+              positional="SRC DST", n_positional=2, sections=("export",),
+              about="G_ema + config only, float16 unless --fp32: SRC a training checkpoint, DST "
+                    "the .pt to write")
+EXPORT_ONNX = Tool("python -m gan_colorize.checkpoint export-onnx", {}, positional="SRC DST",
+                   n_positional=2, sections=("export",),
+                   about="G_ema as an ONNX file (float32, config in its metadata) for onnxruntime "
+                         "and other runtimes; needs the [onnx] extra. SRC a training or exported "
+                         "checkpoint, DST the .onnx file to write")
 ALIASES = TRAIN.aliases   # the training shorthands (bench and tests build training configs)
 
 
@@ -71,17 +93,20 @@ def parse_overrides(argv, tool=TRAIN):
 def usage(tool=TRAIN, default_preset=None, intro=""):
     """The --help text: every key of the tool's sections with its default and meaning."""
     pos = f" {tool.positional} [{tool.positional} ...]" if tool.positional else ""
+    pos = f" {tool.positional}" if tool.n_positional else pos
     config = "[--config PRESET_OR_YAML] " if tool.presets else ""
     lines = [f"usage: {tool.prog} {config}[--section.key VALUE ...]{pos}"]
-    if intro:
-        lines.append(intro)
+    if intro or tool.about:
+        lines.append(intro or tool.about[0].upper() + tool.about[1:] + ".")
     if tool.presets:
         lines.append(f"presets in {CONFIG_DIR}: "
                      + ", ".join(sorted(p.stem for p in CONFIG_DIR.glob('*.yaml')))
                      + (f" (default: {default_preset})" if default_preset else ""))
     short = [f"{a} = --{k}" for a, k in tool.aliases.items()]
     short += [f"{a} = --{k} true" for a, k in tool.flags.items()]
-    lines += ["shorthands: " + ", ".join(short), ""]
+    lines += ["shorthands: " + ", ".join(short)] if short else []
+    lines += [f"required: {', '.join(_named(k, tool) for k in tool.required)}"] if tool.required else []
+    lines.append("")
     cfg = Config()
     rows = []
     for name in tool.sections or sections():
@@ -91,6 +116,9 @@ def usage(tool=TRAIN, default_preset=None, intro=""):
             meaning = f.metadata.get("help", "")
             if choices and not all(c in meaning for c in choices):
                 meaning += f" ({'|'.join(choices)})"
+            old = [o for o, n in RENAMED.items() if n == f"{name}.{f.name}"]
+            if old:
+                meaning += f"; was {', '.join(old)}"
             rows.append((f"--{name}.{f.name} {getattr(section, f.name)!r}", meaning))
     width = max(len(r[0]) for r in rows)
     lines += [f"  {k.ljust(width)}  {m}" for k, m in rows]
@@ -114,6 +142,11 @@ def parse_command_line(argv, tool=TRAIN, base=None, default_preset=None, intro="
     return cfg, rest
 
 
+def _named(key, tool):
+    """A key as the tool's user types it: its shorthand when it has one, else --key."""
+    return next((a for a, k in {**tool.aliases, **tool.flags}.items() if k == key), f"--{key}")
+
+
 def with_alias(err, tool):
     """A ConfigError about a key that has a shorthand names both: 'colorize.size (--size): ...'."""
     msg = str(err)
@@ -126,12 +159,39 @@ def with_alias(err, tool):
 def parse_tool(argv, tool, intro=""):
     """An inference tool's command line (gan-colorize, the demo): -> (validated Config,
     positional arguments); a bad value is a ConfigError that names the tool's shorthand too."""
-    cfg, rest = parse_command_line(argv, tool, intro=intro)
     try:
+        cfg, rest = parse_command_line(argv, tool, intro=intro)
         check(cfg, check_paths=False, training=False)
+        for key in tool.required:
+            section, name = key.split(".")
+            if getattr(getattr(cfg, section), name) in ("", None):
+                raise ConfigError(f"{key}: is required")
     except ConfigError as err:
         raise with_alias(err, tool) from None
+    if tool.n_positional is not None and len(rest) != tool.n_positional:
+        raise ConfigError(f"{tool.prog}: expected {tool.positional}, got {len(rest)} "
+                          f"argument(s) {' '.join(rest)}".rstrip())
     return cfg, rest
+
+
+def parse_commands(argv, commands, prog, about=""):
+    """A command line with subcommands (`python -m gan_colorize.checkpoint export ...`):
+    commands {name: Tool}; the first argument names the command, the rest is its own command
+    line (parse_tool) -> (name, validated Config, positional arguments). --help before a
+    command lists the commands; after one, that command's keys."""
+    argv = list(argv)
+    listing = "\n".join([f"usage: {prog} {{{','.join(commands)}}} [--help] ..."]
+                        + ([about] if about else [])
+                        + [f"  {name.ljust(max(map(len, commands)))}  {t.about}"
+                           for name, t in commands.items()])
+    if argv[:1] in (["-h"], ["--help"]):
+        print(listing)
+        raise SystemExit(0)
+    if not argv or argv[0] not in commands:
+        got = f"unknown command {argv[0]!r}" if argv else "no command given"
+        raise ConfigError(f"{prog}: {got} (one of {', '.join(commands)}; --help lists them)")
+    cfg, rest = parse_tool(argv[1:], commands[argv[0]])
+    return argv[0], cfg, rest
 
 
 def load_config(argv=(), default_preset=None, check_paths=True, tool=TRAIN):

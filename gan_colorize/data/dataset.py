@@ -39,8 +39,9 @@ class MaskedImageDataset(torch.utils.data.Dataset):
     MaskedImageDataset(cache, mask_sampler, size, train, pairing="random", seed=0, hint_p=None)
     Item: dict(rgb uint8 (3,size,size), mask float32 (1,size,size) {0,1}, family int64 (index
     into mask_sampler.families), index int64 (the item index)); with hint_p (training with colour
-    hints, model.hints) also hint_ab float32 (2,size,size) and hint_mask float32 (1,size,size)
-    from hints.sample_hints(p=hint_p), drawn from the item's own seed like its mask.
+    hints, hints.enabled) also hints, a hints.Hints(ab float32 (2,size,size), mask float32
+    (1,size,size)) from hints.sample_hints(p=hint_p), drawn from the item's own seed like its
+    mask (batches collate it into one Hints of (N,2,...) and (N,1,...)).
     - train=True: albumentations RandomResizedCrop(scale 0.5..1, ratio 3/4..4/3) + a horizontal
       flip (p=0.5) on the uint8 image (and segmentation), then a mask from the sampler. The key
       may be an int or the (epoch, position, index) tuple that ResumableSampler(tag_epoch=True)
@@ -139,8 +140,7 @@ class MaskedImageDataset(torch.utils.data.Dataset):
         if self.hint_p is not None:
             # its own stream: the same hints whatever the mask family consumed from rng
             hint_rng = np.random.default_rng([self.seed, epoch, pos, i, HINT_STREAM])
-            item["hint_ab"], item["hint_mask"] = sample_hints(rgb_ab(img), item["mask"], hint_rng,
-                                                              p=self.hint_p)
+            item["hints"] = sample_hints(rgb_ab(img), item["mask"], hint_rng, p=self.hint_p)
         return item
 
 
@@ -254,8 +254,8 @@ def build_loader(cfg, split, train, rank=0, world_size=1, *, size=None, mask_spe
     """-> (DataLoader, ResumableSampler) for one split.
 
     train=True: masks.train, train.seed, train.batch_size, shuffled, drop_last, an epoch of at
-    least one full batch per rank, items keyed by (epoch, position, index); with model.hints,
-    training hints (masks.hint_p). Evaluation draws its hints itself (evaluation.py).
+    least one full batch per rank, items keyed by (epoch, position, index); with hints.enabled,
+    training hints (hints.train_p). Evaluation draws its hints itself (evaluation.py).
     train=False: mask_spec or masks.preview, eval.seed for the masks, eval.batch_size, fixed
     order, every item once (shards may be uneven across ranks), the first max_samples items
     when max_samples > 0.
@@ -282,7 +282,7 @@ def build_loader(cfg, split, train, rank=0, world_size=1, *, size=None, mask_spe
     if dist_on and rank == 0:
         torch.distributed.barrier()
     seed = cfg.train.seed if train else cfg.eval.seed
-    hint_p = cfg.masks.hint_p if train and cfg.model.hints else None
+    hint_p = cfg.hints.train_p if train and cfg.hints.enabled else None
     sets = [MaskedImageDataset(c, sampler_m, size, train=train, pairing=pairing, seed=seed,
                                hint_p=hint_p) for c in caches]
     ds = sets[0] if len(sets) == 1 else MixedDataset(sets, [p.label for p in parts])

@@ -34,7 +34,6 @@ and how many Flowers102 images are near-duplicates of a Flowers17 image and, wit
 the list: one line `image_NNNNN.jpg image_MMMM.jpg DISTANCE` per such Flowers102 image with its
 nearest Flowers17 image, '#' comments on top.
 """
-import argparse
 import concurrent.futures as cf
 import os
 import re
@@ -48,6 +47,7 @@ from tqdm import tqdm
 
 from ..core.atomic import write_atomic
 from ..core.errors import UserError
+from ..core.parser import DEDUP, cli_main, parse_tool
 from ..core.imageio import resize_short
 
 WORK_SIDE = 256              # the gray image's shorter side before windows are cut
@@ -191,39 +191,29 @@ def find_flowers102_duplicates(root17, root102, threshold=DUPLICATE_BITS, worker
     return rows, d
 
 
+@cli_main
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m gan_colorize.dedup",
-                                 description="List the Flowers102 images that are near-duplicates "
-                                             "of Flowers17 images (crop-tolerant perceptual hash).")
-    ap.add_argument("--flowers17", required=True, help="Flowers17 root (holds jpg/)")
-    ap.add_argument("--flowers102", required=True, help="Flowers102 root (holds jpg/)")
-    ap.add_argument("--threshold", type=int, default=DUPLICATE_BITS,
-                    help=f"largest distance (bits of {HASH_BITS}) of a near-duplicate (default %(default)s)")
-    ap.add_argument("--out", default="", help=f"write the list here (the package's is {FLOWERS102_DUPLICATES})")
-    ap.add_argument("--workers", type=int, default=2, help="hashing processes (default %(default)s)")
-    args = ap.parse_args(argv)
-    try:
-        if not 0 <= args.threshold < HASH_BITS or args.workers < 1:
-            raise UserError(f"need 0 <= --threshold < {HASH_BITS} and --workers >= 1")
-        rows, d = find_flowers102_duplicates(args.flowers17, args.flowers102, args.threshold,
-                                             args.workers)
-        hist = np.bincount(d, minlength=HASH_BITS + 1)
-        print("distance to the nearest Flowers17 image: number of Flowers102 images")
-        print("  " + ", ".join(f"{k}: {hist[k]}" for k in range(len(hist)) if hist[k]))
-        print(f"{len(rows)} of {len(d)} Flowers102 images are near-duplicates of a Flowers17 image "
-              f"(distance <= {args.threshold})")
-        if args.out:
-            head = ["# Flowers102 images that are near-duplicates of a Flowers17 image: the Flowers102",
-                    "# file, its nearest Flowers17 file and the distance of their perceptual hashes",
-                    f"# (gan_colorize/dedup.py; bits of {HASH_BITS}). splits.py keeps these images "
-                    "out of Flowers102 training.",
-                    "# Written by: python -m gan_colorize.dedup --flowers17 ROOT17 --flowers102 "
-                    f"ROOT102 --threshold {args.threshold} --out FILE"]
-            write_atomic(args.out, "\n".join(head + [f"{a} {b} {k}" for a, b, k in rows]) + "\n")
-            print(f"wrote {args.out}")
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    """`python -m gan_colorize.dedup --flowers17 DIR --flowers102 DIR [--threshold --out
+    --workers]`; its keys are the dedup section of the config."""
+    cfg, _ = parse_tool(sys.argv[1:] if argv is None else argv, DEDUP)
+    a = cfg.dedup
+    if not 0 <= a.threshold < HASH_BITS or a.workers < 1:
+        raise UserError(f"need 0 <= --threshold < {HASH_BITS} and --workers >= 1")
+    rows, d = find_flowers102_duplicates(a.flowers17, a.flowers102, a.threshold, a.workers)
+    hist = np.bincount(d, minlength=HASH_BITS + 1)
+    print("distance to the nearest Flowers17 image: number of Flowers102 images")
+    print("  " + ", ".join(f"{k}: {hist[k]}" for k in range(len(hist)) if hist[k]))
+    print(f"{len(rows)} of {len(d)} Flowers102 images are near-duplicates of a Flowers17 image "
+          f"(distance <= {a.threshold})")
+    if a.out:
+        head = ["# Flowers102 images that are near-duplicates of a Flowers17 image: the Flowers102",
+                "# file, its nearest Flowers17 file and the distance of their perceptual hashes",
+                f"# (gan_colorize/dedup.py; bits of {HASH_BITS}). splits.py keeps these images "
+                "out of Flowers102 training.",
+                "# Written by: python -m gan_colorize.dedup --flowers17 ROOT17 --flowers102 "
+                f"ROOT102 --threshold {a.threshold} --out FILE"]
+        write_atomic(a.out, "\n".join(head + [f"{x} {y} {k}" for x, y, k in rows]) + "\n")
+        print(f"wrote {a.out}")
     return 0
 
 

@@ -1,9 +1,13 @@
 """Colour hints: a few small patches whose true colour is revealed to the generator.
 
-A hint set is a pair of float32 CPU tensors
+A hint set is a `Hints(ab, mask)`, the one form every stage passes on (the loader's items and
+batches, training, validation, evaluation, the Colorizer API, the demo), of float32 tensors
 
-    hint_ab   (2,H,W)  ab / 110 (model units, about [-1,1]) at hinted pixels, 0 elsewhere
-    hint_mask (1,H,W)  {0,1}, 1 at hinted pixels
+    ab    (2,H,W) or (N,2,H,W)  ab / 110 (model units, about [-1,1]) at hinted pixels, 0 elsewhere
+    mask  (1,H,W) or (N,1,H,W)  {0,1}, 1 at hinted pixels
+
+and no hints at all is None. The networks take the two tensors as their inputs hint_ab and
+hint_mask (the ONNX graph's names too): `g(gray, mask, *model_inputs(hints))`.
 
 The colour mask is the law: a hint is never placed outside it (training draws clip every patch
 to the mask; user hints outside it are dropped by drop_outside).
@@ -27,6 +31,7 @@ import math
 import numbers
 import os
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -46,6 +51,31 @@ HINT_STREAM = 0x68696E74  # "hint": the spawn key that separates hint_rng from m
 
 # PIL modes that carry an alpha band; palette and plain modes may also carry a tRNS transparency
 ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
+
+
+class Hints(NamedTuple):
+    """One hint set (module docstring): ab (N,2,H,W) or (2,H,W) ab/110 at hinted pixels, 0
+    elsewhere; mask (N,1,H,W) or (1,H,W) {0,1}. A NamedTuple, so `ab, mask = hints` works."""
+    ab: torch.Tensor
+    mask: torch.Tensor
+
+    def to(self, *args, **kwargs):
+        """Both tensors moved or cast alike (Tensor.to's arguments)."""
+        return Hints(self.ab.to(*args, **kwargs), self.mask.to(*args, **kwargs))
+
+    def select(self, index):
+        """The samples `index` (a slice, a list of positions) of a batched hint set."""
+        return Hints(self.ab[index], self.mask[index])
+
+    @staticmethod
+    def cat(sets):
+        """Batched hint sets joined along the batch dimension."""
+        return Hints(torch.cat([h.ab for h in sets]), torch.cat([h.mask for h in sets]))
+
+
+def model_inputs(hints):
+    """The networks' extra inputs for a hint set: (hint_ab, hint_mask), or () for None."""
+    return () if hints is None else (hints.ab, hints.mask)
 
 
 def hint_rng(seed, index):
@@ -106,7 +136,7 @@ def _draw(ab, mask, rng, count, lo, hi):
             colour = np.asarray(ab(rows, cols), np.float64).mean(1)
             hint_ab[:, rows, cols] = colour[:, None]
             hit[rows, cols] = True
-    return torch.from_numpy(hint_ab), torch.from_numpy(hit[None].astype(np.float32))
+    return Hints(torch.from_numpy(hint_ab), torch.from_numpy(hit[None].astype(np.float32)))
 
 
 def rgb_ab(rgb):
@@ -129,7 +159,7 @@ def sample_hints(ab, mask, rng, p=1 / 8, size=None, max_count=MAX_COUNT):
           and E[N] = (1-p)/p (7 at the default 1/8), capped at max_count.
     size  patch side range (lo, hi) in px at 256 px, or one int; None = (1, 9). Scaled to this
           image with scaled_side (1..2 px at 64 px, 2..18 at 512), then drawn uniformly.
-    Returns (hint_ab (2,H,W) float32 model units, 0 off hints; hint_mask (1,H,W) float32 {0,1}).
+    Returns Hints(ab (2,H,W) float32 model units, 0 off hints; mask (1,H,W) float32 {0,1}).
     """
     lo, hi = TRAIN_SIDES if size is None else (size, size) if isinstance(size, int) else size
     h, w = mask.shape[-2:]
@@ -148,20 +178,20 @@ def fixed_hints(ab, mask, rng, count, side=EVAL_SIDE):
 def batch_fixed_hints(ab, mask, indices, count, seed, side=EVAL_SIDE):
     """Evaluation hints for a batch: sample i of the split gets fixed_hints(count) from
     hint_rng(seed, i), so its hints depend on neither the batch size nor the worker count.
-    ab (N,2,H,W) model units, mask (N,1,H,W), indices: N sample indices -> (hint_ab (N,2,H,W),
-    hint_mask (N,1,H,W)) on ab's device."""
+    ab (N,2,H,W) model units, mask (N,1,H,W), indices: N sample indices -> Hints(ab (N,2,H,W),
+    mask (N,1,H,W)) on ab's device."""
     ab_cpu, mask_cpu = ab.detach().float().cpu(), mask.detach().float().cpu()
     pairs = [fixed_hints(ab_cpu[j], mask_cpu[j], hint_rng(seed, int(i)), count, side)
              for j, i in enumerate(indices)]
-    return (torch.stack([p[0] for p in pairs]).to(ab.device),
-            torch.stack([p[1] for p in pairs]).to(ab.device))
+    return Hints(torch.stack([p.ab for p in pairs]).to(ab.device),
+                 torch.stack([p.mask for p in pairs]).to(ab.device))
 
 
 # ---------------------------------------------------------------------------------------------
 # user hints for inference
 
 def _rgb_hints(rgb, on):
-    """rgb uint8 (H,W,3), on bool (H,W) -> (hint_ab (2,H,W), hint_mask (1,H,W)); the Lab
+    """rgb uint8 (H,W,3), on bool (H,W) -> Hints(ab (2,H,W), mask (1,H,W)); the Lab
     conversion runs on the hinted pixels only."""
     h, w = on.shape
     hint_ab = torch.zeros(2, h, w)
@@ -170,11 +200,11 @@ def _rgb_hints(rgb, on):
         px = torch.from_numpy(rgb[on]).float() / 255  # (K,3)
         lab = rgb_to_lab(px.T.reshape(1, 3, -1, 1))   # as an image (1,3,K,1)
         hint_ab[:, on_t] = normalize_ab(lab[0, 1:, :, 0])
-    return hint_ab, on_t[None].float()
+    return Hints(hint_ab, on_t[None].float())
 
 
 def hints_from_rgba(rgba):
-    """rgba uint8 numpy (H,W,4) -> (hint_ab (2,H,W), hint_mask (1,H,W)), float32.
+    """rgba uint8 numpy (H,W,4) -> Hints(ab (2,H,W), mask (1,H,W)), float32.
     Pixels with alpha >= 128 are hints; their RGB gives the hint's Lab a, b (in model units)."""
     if not isinstance(rgba, np.ndarray):
         raise UserError(f"hint image must be a numpy array, got {type(rgba).__name__}")
@@ -200,7 +230,7 @@ def hints_from_points(points, h, w):
     """points: iterable of (x, y, (r, g, b), size): centre column x in 0..w-1, row y in 0..h-1,
     colour as uint8 values 0..255, size = side of the square in image px (>= 1; clipped at the
     image border). Later points paint over earlier ones.
-    Returns (hint_ab (2,h,w), hint_mask (1,h,w)) float32; bad input -> one-line UserError."""
+    Returns Hints(ab (2,h,w), mask (1,h,w)) float32; bad input -> one-line UserError."""
     rgb = np.zeros((h, w, 3), np.uint8)
     on = np.zeros((h, w), bool)
     for i, pt in enumerate(points):
@@ -231,7 +261,7 @@ def hints_from_points(points, h, w):
 
 
 def load_hints(path, h, w):
-    """A PNG (any PIL format) with transparency -> (hint_ab (2,h,w), hint_mask (1,h,w)).
+    """A PNG (any PIL format) with transparency -> Hints(ab (2,h,w), mask (1,h,w)).
 
     Opaque pixels (alpha >= 128) are hints, coloured by their RGB. Any file size: the hints are
     read at the file's resolution and moved to (h, w) by resize_hints, which is nearest-
@@ -265,10 +295,8 @@ def load_hints(path, h, w):
         raise
     except Exception as e:  # PIL raises a zoo of types for broken files
         raise fail(str(e) or type(e).__name__) from None
-    hint_ab, hint_mask = hints_from_rgba(rgba)
-    if rgba.shape[:2] != (h, w):
-        hint_ab, hint_mask = resize_hints(hint_ab, hint_mask, h, w)
-    return hint_ab, hint_mask
+    hints = hints_from_rgba(rgba)
+    return resize_hints(hints, h, w) if rgba.shape[:2] != (h, w) else hints
 
 
 # ---------------------------------------------------------------------------------------------
@@ -286,15 +314,16 @@ def _resize_axis(x, n, dim):
     return F.adaptive_avg_pool2d(x, size)
 
 
-def resize_hints(hint_ab, hint_mask, h, w):
-    """Move hints to (h, w) without losing any: hint_ab (2,H,W) or (N,2,H,W), hint_mask (1,H,W)
-    or (N,1,H,W) -> the same at (h, w), float32.
+def resize_hints(hints, h, w):
+    """Move hints to (h, w) without losing any: Hints, ab (2,H,W) or (N,2,H,W), mask (1,H,W)
+    or (N,1,H,W) -> Hints, the same at (h, w), float32.
 
     Per target pixel, over its source cell: hint_mask = 1 if any source pixel in the cell is
     hinted (a max), hint_ab = mean ab over the hinted source pixels of the cell. So a 3x3 px hint
     on a 1024 px photo still reaches a 64 px network with its exact colour; hints closer than a
     cell merge into one pixel with their mean colour. Both are ratios of cell sums, which are
     separable, so each axis is done on its own: nearest when that axis grows or stays."""
+    hint_ab, hint_mask = hints
     batched = hint_ab.dim() == 4
     ab = (hint_ab if batched else hint_ab[None]).double()
     m = (hint_mask if batched else hint_mask[None]).double()
@@ -304,7 +333,7 @@ def resize_hints(hint_ab, hint_mask, h, w):
     hit = c > 0
     out_ab = torch.where(hit, s / c.clamp_min(1e-300), torch.zeros_like(s)).float()
     out_m = hit.float()
-    return (out_ab, out_m) if batched else (out_ab[0], out_m[0])
+    return Hints(out_ab, out_m) if batched else Hints(out_ab[0], out_m[0])
 
 
 def _regions(hit):
@@ -312,15 +341,16 @@ def _regions(hit):
     return ndimage.label(hit, structure=np.ones((3, 3), bool))
 
 
-def drop_outside(hint_ab, hint_mask, mask):
-    """Enforce the colour mask: hint_ab (2,H,W), hint_mask (1,H,W), mask (1,H,W) {0,1} ->
-    (hint_ab, hint_mask, n_dropped).
+def drop_outside(hints, mask):
+    """Enforce the colour mask: Hints (ab (2,H,W), mask (1,H,W)), mask (1,H,W) {0,1} ->
+    (Hints, n_dropped).
 
     Pixels are dropped, not whole hints: every hinted pixel outside the mask goes, and the part
     of a hint inside the mask stays, because that is what training shows the network (patches
     clipped to the mask), and the inside part still says what colour the user wants there.
     n_dropped counts the hints (8-connected hinted regions of the input) that lost any pixel,
-    wholly or partly outside, so a caller can print one line. Nothing outside: inputs returned."""
+    wholly or partly outside, so a caller can print one line. Nothing outside: hints returned."""
+    hint_ab, hint_mask = hints
     if hint_mask.shape != mask.shape or hint_ab.shape[1:] != mask.shape[1:]:
         raise ValueError(f"shape mismatch: hint_ab {tuple(hint_ab.shape)}, hint_mask "
                          f"{tuple(hint_mask.shape)}, mask {tuple(mask.shape)}")
@@ -328,11 +358,11 @@ def drop_outside(hint_ab, hint_mask, mask):
     inside = mask[0].cpu() > 0.5
     out = hit & ~inside
     if not out.any():
-        return hint_ab, hint_mask, 0
+        return Hints(hint_ab, hint_mask), 0
     labels, _ = _regions(hit.numpy())
     n_dropped = int(np.unique(labels[out.numpy()]).size)
     keep = (hit & inside)[None].to(hint_mask.dtype)
-    return hint_ab * keep.to(hint_ab), keep.to(hint_mask.device), n_dropped
+    return Hints(hint_ab * keep.to(hint_ab), keep.to(hint_mask.device)), n_dropped
 
 
 def draw_hints(rgb, hint_mask, hint_rgb=None):

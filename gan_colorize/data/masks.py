@@ -2,7 +2,6 @@
 (the spec grammar is core/specs.py), per-sample generators for evaluation, and the preview
 command line `python -m gan_colorize.masks preview --families SPEC --out sheet.png`.
 """
-import argparse
 import sys
 
 import numpy as np
@@ -10,6 +9,7 @@ from PIL import Image, ImageDraw
 from skimage import data as skimage_data
 
 from ..core.errors import UserError
+from ..core.parser import MASK_PREVIEW, cli_main, parse_commands
 from ..core.specs import (FIXED_FAMILIES, IMAGE_FAMILIES, MaskSpecError, check_mask_spec,
                           is_fixed, list_mask_files, parse_impa_arg)
 from .mask_families import FAMILIES, impa_mask, load_mask_file
@@ -102,31 +102,23 @@ def preview_sheet(spec, size=128, n=8, seed=0):
     return sheet, skipped
 
 
+@cli_main
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m gan_colorize.masks",
-                                description=__doc__.split("\n")[0])
-    sub = p.add_subparsers(dest="cmd", required=True)
-    pv = sub.add_parser("preview", help="write a contact sheet of mask draws")
-    pv.add_argument("--families", required=True, help="mask spec, e.g. 'impa,brush,blobs'")
-    pv.add_argument("--out", required=True, help="output PNG")
-    pv.add_argument("--size", type=int, default=128)
-    pv.add_argument("--n", type=int, default=8)
-    pv.add_argument("--seed", type=int, default=0)
-    args = p.parse_args(argv)
+    """`python -m gan_colorize.masks preview --families SPEC --out sheet.png [--size --n --seed]`
+    (also gan-colorize-masks); its keys are the mask_preview section of the config."""
+    _, cfg, _ = parse_commands(sys.argv[1:] if argv is None else argv, {"preview": MASK_PREVIEW},
+                               "python -m gan_colorize.masks", __doc__.split("\n")[0])
+    a = cfg.mask_preview
+    if a.size < 8 or a.n < 1 or a.seed < 0:
+        raise UserError("need --size >= 8, --n >= 1, --seed >= 0")
+    sheet, skipped = preview_sheet(a.families, a.size, a.n, a.seed)
+    for label in skipped:
+        print(f"note: skipped {label!r}: no segmentation map in a preview", file=sys.stderr)
     try:
-        if args.size < 8 or args.n < 1 or args.seed < 0:
-            raise UserError("need --size >= 8, --n >= 1, --seed >= 0")
-        sheet, skipped = preview_sheet(args.families, args.size, args.n, args.seed)
-        for label in skipped:
-            print(f"note: skipped {label!r}: no segmentation map in a preview", file=sys.stderr)
-        try:
-            sheet.save(args.out)
-        except (OSError, ValueError) as e:
-            raise UserError(f"cannot write {args.out}: {' '.join(str(e).split())}") from None
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(f"wrote {args.out}")
+        sheet.save(a.out)
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot write {a.out}: {' '.join(str(e).split())}") from None
+    print(f"wrote {a.out}")
     return 0
 
 

@@ -23,7 +23,7 @@ Sources, all scored by metrics.compute_metrics on the same samples and masks:
   model   G_ema's RAW output ab (no compositing with the mask), with the input L
   gray    ab = 0 everywhere (leak 0, fill 0)
   oracle  the desired image, ab_true * mask (leak 0; the ceiling of every in-mask score)
-  mean, nearest, levin  (hint models, each hint count > 0, eval.baselines) the same hints spread
+  mean, nearest, levin  (hint models, each hint count > 0, hints.baselines) the same hints spread
           over the mask without learning (hint_fill.py): the floor a hint model must beat
 fp32 by default on every device (eval.precision: exact, reproducible numbers); --precision auto
 or bf16 trades that for speed.
@@ -65,11 +65,11 @@ from tqdm import tqdm
 
 from ..core import color
 from ..core.atomic import write_atomic
-from ..core.config import hint_counts, save_config
+from ..core.config import baseline_names, hint_counts, save_config
 from ..core.errors import UserError
 from ..core.runtime import autocast, resolve_device, resolve_precision
 from ..data.dataset import build_loader
-from ..data.hints import batch_fixed_hints, draw_hints
+from ..data.hints import batch_fixed_hints, draw_hints, model_inputs
 from ..model.checkpoint import load_generator
 from ..model.hint_fill import baseline_fills
 from .metrics import METRIC_NAMES, MetricAccumulator, hint_err
@@ -179,9 +179,9 @@ class _Run(NamedTuple):
     amp: object               # autocast dtype or None
     ds: object                # the eval dataset
     families: list
-    counts: list              # hint counts scored (eval.hints)
+    counts: list              # hint counts scored (hints.eval)
     hinted: bool              # a hint model
-    base_names: list          # hint baselines scored beside it (eval.baselines)
+    base_names: list          # hint baselines scored beside it (hints.baselines)
     seed: int
     sheet_at: set             # dataset indices of the sheet rows
     lpips_net: object         # or None
@@ -214,12 +214,13 @@ def _open_extras(dev, log):
 
 def _model_outputs(run, gray, ab_real, mask, index):
     """G_ema's ab at every hint count on the same samples and masks, the hint sets, and the hint
-    baselines at each count > 0 -> (outs, hint_sets, [((baseline, count), ab)])."""
+    baselines at each count > 0 -> (outs, hint_sets: a Hints or None per count,
+    [((baseline, count), ab)])."""
     outs, hint_sets, fills = [], [], []
     for c in run.counts:
-        hints = batch_fixed_hints(ab_real, mask, index, c, run.seed) if run.hinted else ()
+        hints = batch_fixed_hints(ab_real, mask, index, c, run.seed) if run.hinted else None
         with autocast(run.dev, run.amp):
-            outs.append(run.g(gray, mask, *hints).float())
+            outs.append(run.g(gray, mask, *model_inputs(hints)).float())
         hint_sets.append(hints)
         if run.hinted and c > 0:   # the hint baselines: the same hints, no learning
             fills += [((name, c), fill) for name, fill in
@@ -246,7 +247,7 @@ def _score_batch(run, tally, batch):
         m = rows(k)
         if run.hinted:
             m["hint_err"] = hint_err(lab_out[k * nb:(k + 1) * nb, 1:],
-                                     color.denormalize_ab(hint_sets[k][0]), hint_sets[k][1])
+                                     color.denormalize_ab(hint_sets[k].ab), hint_sets[k].mask)
         tally.by_hints[c].update(m, fams)
         cols = {name: v.double().cpu().tolist() for name, v in m.items()}
         for j, i in enumerate(index):
@@ -261,7 +262,8 @@ def _score_batch(run, tally, batch):
     if pick:
         tiles = sheet_tiles(gray[pick], mask[pick], *[o[pick] for o in outs], ab["oracle"][pick]).cpu()
         if run.hinted:   # outline the hints on each output tile
-            tiles = _outline_hints(tiles, [h[1][pick] if h else None for h in hint_sets])
+            tiles = _outline_hints(tiles, [h.mask[pick] if h is not None else None
+                                           for h in hint_sets])
         tally.tiles += list(tiles)
 
 
@@ -323,8 +325,8 @@ def evaluate(ckpt, cfg, state, out_dir, device=None, precision=None, progress=Tr
     inception, lpips_net = _open_extras(dev, log)
     # sheet rows spread over the whole split (its classes, and with pairing=all its masks)
     run = _Run(g, dev, amp, loader.dataset, list(loader.dataset.sampler.families),
-               hint_counts(e.hints), bool(cfg.model.hints),
-               [b.strip() for b in e.baselines.split(",") if b.strip()], e.seed,
+               hint_counts(cfg.hints.eval), bool(cfg.hints.enabled),
+               baseline_names(cfg.hints.baselines), e.seed,
                set(spread(len(loader.sampler), SHEET_ROWS)), lpips_net, inception)
     tally = _Tally(run.counts)
     t0 = time.perf_counter()

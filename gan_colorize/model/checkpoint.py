@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..core.atomic import write_atomic
-from ..core.config import ConfigError, from_dict
+from ..core.config import ConfigError, from_dict, upgrade_dict
 from ..core.errors import UserError
 from .networks import build_generator
 
@@ -150,12 +150,17 @@ def grow_into(model, state_dict):
     return changed
 
 
-def config_diff(saved, current, sections=("model",)):
-    """['model.width: 0.5 (checkpoint) vs 1.0 (now)', ...] for the given config sections."""
+def config_diff(saved, current, sections=("model", "hints")):
+    """['model.width: 0.5 (checkpoint) vs 1.0 (now)', ...] for the given config sections (of the
+    hints section, only what shapes the network: enabled, fill). Old keys of `saved` (a
+    checkpoint's config dict) are compared under their new names (config.RENAMED)."""
+    saved = upgrade_dict(saved)
     out = []
     for section in sections:
         a, b = saved.get(section, {}), current.get(section, {})
         for key in sorted(set(a) | set(b)):
+            if section == "hints" and key not in ("enabled", "fill"):
+                continue
             if a.get(key) != b.get(key):
                 out.append(f"{section}.{key}: {a.get(key)!r} (checkpoint) vs {b.get(key)!r} (now)")
     return out
@@ -188,7 +193,7 @@ def load_generator(path, device="cpu", state=None):
         raise CheckpointError(f"{path} holds no generator weights (no g_ema or g)")
     if key == "g":
         warnings.warn(f"{path} has no g_ema; using the raw generator g", stacklevel=2)
-    g = build_generator(cfg.model)
+    g = build_generator(cfg.model, cfg.hints)
     load_into(g, state[key], "G_ema" if key == "g_ema" else "G")
     g = g.to(device).eval().requires_grad_(False)
     return g, cfg, state

@@ -18,7 +18,7 @@ The baselines (evaluate.py scores each beside the model, on the same samples, ma
            pull (LEVIN_PULL) towards the hints' mean colour makes every system non-singular, so a
            region of the mask with no hint gets that mean.
 
-The learned input (networks.Generator with model.hint_fill): `pushpull`, a multi-scale fill in
+The learned input (networks.Generator with hints.fill): `pushpull`, a multi-scale fill in
 plain torch operations (it runs inside G, on any device, and exports to ONNX): the hints' sum and
 count are averaged down a pyramid of 2x2 cells, and each level, from the coarsest up, takes the
 mean hint colour of its own cell where that cell holds a hint and the bilinear upsampling of the

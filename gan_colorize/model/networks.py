@@ -320,8 +320,8 @@ class Generator(nn.Module):
         # Layer 1: one stem per input; a new input adds a stem here and widens c[0].
         self.stem_gray = nn.Conv2d(1, stem, 3, 1, 1, bias=not seed)
         self.stem_mask = nn.Conv2d(1, stem, 3, 1, 1, bias=not seed)
-        # colour hints (model.hints): hint_ab and hint_mask through a third stem of their own;
-        # with model.hint_fill also the fill of the hints over the mask and its nearness
+        # colour hints (hints.enabled): hint_ab and hint_mask through a third stem of their own;
+        # with hints.fill also the fill of the hints over the mask and its nearness
         n_hint = 3 + (3 if hint_fill != "none" else 0)
         self.stem_hint = nn.Conv2d(n_hint, stem, 3, 1, 1, bias=not seed) if hints else None
         # residual: ab = tanh(colour + fill_gain * atanh(fill)) * gate; the gain starts at 0, so
@@ -382,7 +382,7 @@ class Generator(nn.Module):
                 hint_in += [fill, near]
             stems.append(self._stem(self.stem_hint, torch.cat(hint_in, 1).to(gray.dtype)))
         elif hint_ab is not None or hint_mask is not None:
-            raise ValueError("this generator was built without hint inputs (model.hints off)")
+            raise ValueError("this generator was built without hint inputs (hints.enabled off)")
         s = torch.cat(stems, 1)
         h, skips = s, []
         for layer in self.down:
@@ -460,7 +460,7 @@ class Discriminator(nn.Module):
                 hint_ab, hint_mask = torch.zeros_like(ab), torch.zeros_like(gray)
             parts += [hint_ab.to(gray.dtype), hint_mask.to(gray.dtype)]
         elif hint_ab is not None or hint_mask is not None:
-            raise ValueError("this discriminator was built without hint inputs (model.hints off)")
+            raise ValueError("this discriminator was built without hint inputs (hints.enabled off)")
         x = torch.cat(parts, 1)
         out = self.head(self.features(x))
         return out.flatten(1) if self.kind == "seed" else out
@@ -473,17 +473,19 @@ def _model_width(model_cfg):
     return width
 
 
-def build_generator(model_cfg):
-    """Generator from a config with .generator ('unet11'|'seed') and .width."""
-    return Generator(model_cfg.generator, _model_width(model_cfg), bool(model_cfg.hints),
-                     getattr(model_cfg, "hint_fill", "none"))
+def build_generator(model_cfg, hints_cfg):
+    """Generator from the config's model section (.generator 'unet11'|'seed', .width) and hints
+    section (.enabled, .fill: whether G takes hints, and how)."""
+    return Generator(model_cfg.generator, _model_width(model_cfg), bool(hints_cfg.enabled),
+                     hints_cfg.fill)
 
 
-def build_discriminator(model_cfg, size):
-    """Discriminator from a config with .discriminator ('patch'|'seed'), .width, .spectral_norm,
-    for training crops of size x size px (data.size; the seed D is built for that one size)."""
+def build_discriminator(model_cfg, hints_cfg, size):
+    """Discriminator from the config's model section (.discriminator 'patch'|'seed', .width,
+    .spectral_norm) and hints section (.enabled), for training crops of size x size px
+    (data.size; the seed D is built for that one size)."""
     return Discriminator(model_cfg.discriminator, _model_width(model_cfg),
-                         bool(model_cfg.spectral_norm), int(size), bool(model_cfg.hints))
+                         bool(model_cfg.spectral_norm), int(size), bool(hints_cfg.enabled))
 
 
 def count_params(module, trainable_only=True):

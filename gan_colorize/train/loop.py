@@ -25,7 +25,7 @@ import torch.distributed as dist
 from ..core.config import save_config
 from ..core.errors import UserError
 from ..data import dataset as data
-from ..data.hints import batch_fixed_hints
+from ..data.hints import batch_fixed_hints, model_inputs
 from ..eval.scoring import spread
 from ..eval.sheets import contact_sheet, sheet_tiles
 from ..model import checkpoint, losses
@@ -166,28 +166,24 @@ class StopFlag:
             signal.signal(sig, old)
 
 
-PREVIEW_HINTS = 5   # hints on each sample of a hint model's preview grid
-
-
 def fixed_batch(cfg, env, n=8):
     """n held-out (val) images spread over the split, with their fixed evaluation masks (and,
-    for a hint model, PREVIEW_HINTS evaluation hints each) -> Batch."""
+    for a hint model, hints.preview evaluation hints each) -> Batch."""
     loader, _ = data.build_loader(cfg, "val", train=False, batch_size=n, progress=False)
     ds = loader.dataset
     picks = spread(len(ds), n)
     batch = to_device(torch.utils.data.default_collate([ds[i] for i in picks]), env)
-    if not cfg.model.hints:
+    if not cfg.hints.enabled:
         return batch
-    hint_ab, hint_mask = batch_fixed_hints(batch.ab_real, batch.mask, picks, PREVIEW_HINTS,
-                                           cfg.eval.seed)
-    return batch._replace(hint_ab=hint_ab.to(batch.gray), hint_mask=hint_mask.to(batch.gray))
+    hints = batch_fixed_hints(batch.ab_real, batch.mask, picks, cfg.hints.preview, cfg.eval.seed)
+    return batch._replace(hints=hints.to(batch.gray))
 
 
 @torch.no_grad()
 def sample_sheet(g_ema, fixed, env):
     """Rows of gray | mask | output | desired for the fixed held-out Batch -> uint8 (H',W',3)."""
     with env.autocast():
-        ab_fake = g_ema(fixed.gray, fixed.mask, *fixed.hints).float()
+        ab_fake = g_ema(fixed.gray, fixed.mask, *model_inputs(fixed.hints)).float()
     desired = losses.desired_ab(fixed.ab_real, fixed.mask)
     return contact_sheet(sheet_tiles(fixed.gray, fixed.mask, ab_fake, desired))
 

@@ -21,6 +21,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from ..core import color
 from ..core.rendezvous import join_process_group
 from ..core.runtime import autocast, resolve_device, resolve_precision
+from ..data.hints import Hints, model_inputs
 from ..model import losses
 from ..model.networks import build_discriminator, build_generator
 
@@ -92,18 +93,12 @@ def broadcast(obj, env):
 
 class Batch(NamedTuple):
     """A training batch on the device, in model units: gray (N,1,H,W) in [-1,1], ab_real
-    (N,2,H,W) in about [-1,1], mask (N,1,H,W) {0,1}; with colour hints (model.hints) also
-    hint_ab (N,2,H,W) (ab/110 at hinted pixels, 0 elsewhere) and hint_mask (N,1,H,W) {0,1}."""
+    (N,2,H,W) in about [-1,1], mask (N,1,H,W) {0,1}; hints: with colour hints (hints.enabled)
+    the batch's hints.Hints (ab (N,2,H,W) ab/110 at hinted pixels, mask (N,1,H,W)), else None."""
     gray: torch.Tensor
     ab_real: torch.Tensor
     mask: torch.Tensor
-    hint_ab: torch.Tensor | None = None
-    hint_mask: torch.Tensor | None = None
-
-    @property
-    def hints(self):
-        """The hint inputs of G and D: (hint_ab, hint_mask), or () without hints."""
-        return () if self.hint_ab is None else (self.hint_ab, self.hint_mask)
+    hints: Hints | None = None
 
 
 def to_device(batch, env):
@@ -111,12 +106,14 @@ def to_device(batch, env):
     batched on the device, so the loader ships bytes."""
     rgb = batch["rgb"].to(env.device, non_blocking=True)
     gray, ab_real = color.rgb_uint8_to_model(rgb)
-    rest = [batch[k].to(env.device, non_blocking=True) for k in ("mask", "hint_ab", "hint_mask")
-            if k in batch]
-    out = [gray, ab_real, *rest]
+    mask = batch["mask"].to(env.device, non_blocking=True)
+    hints = batch["hints"].to(env.device, non_blocking=True) if "hints" in batch else None
     if env.channels_last:
-        out = [t.contiguous(memory_format=torch.channels_last) for t in out]
-    return Batch(*out)
+        gray, ab_real, mask = (t.contiguous(memory_format=torch.channels_last)
+                               for t in (gray, ab_real, mask))
+        if hints is not None:
+            hints = hints.to(memory_format=torch.channels_last)
+    return Batch(gray, ab_real, mask, hints)
 
 
 @contextlib.contextmanager
@@ -131,18 +128,18 @@ def frozen(module):
             p.requires_grad_(f)
 
 
-def d_step(d, opt_d, gray, mask, ab_shown, ab_fake, loss_cfg, env, hints=()):
+def d_step(d, opt_d, gray, mask, ab_shown, ab_fake, loss_cfg, env, hints=None):
     """One discriminator update.
 
     gray (N,1,H,W) in [-1,1]; mask (N,1,H,W) {0,1}; ab_shown (N,2,H,W): the real pair's ab
-    (losses.real_pair_ab); ab_fake (N,2,H,W): G's output, detached here; hints: () or
-    (hint_ab, hint_mask), the condition D sees beside gray and mask.
+    (losses.real_pair_ab); ab_fake (N,2,H,W): G's output, detached here; hints: None or the
+    batch's Hints, the condition D sees beside gray and mask.
     Returns detached float32 scalars: d_real, d_fake (loss terms) and d_out_real, d_out_fake (mean
     raw D outputs), plus `finite` (bool) -- the update is skipped when the loss is not finite.
     """
     with env.autocast():
-        real_logits = d(gray, ab_shown, mask, *hints)
-        fake_logits = d(gray, ab_fake.detach(), mask, *hints)
+        real_logits = d(gray, ab_shown, mask, *model_inputs(hints))
+        fake_logits = d(gray, ab_fake.detach(), mask, *model_inputs(hints))
     total, terms = losses.discriminator_loss(loss_cfg, real_logits, fake_logits)
     opt_d.zero_grad(set_to_none=True)
     finite = all_ranks_true(torch.isfinite(total).item(), env)
@@ -154,7 +151,7 @@ def d_step(d, opt_d, gray, mask, ab_shown, ab_fake, loss_cfg, env, hints=()):
     return terms, finite
 
 
-def g_step(d, opt_g, gray, mask, ab_real, ab_fake, loss_cfg, env, hints=()):
+def g_step(d, opt_g, gray, mask, ab_real, ab_fake, loss_cfg, env, hints=None):
     """One generator update through the (frozen) discriminator.
 
     ab_fake (N,2,H,W) is G(gray, mask) with its graph; ab_real (N,2,H,W) the true colours. `d` is
@@ -163,7 +160,7 @@ def g_step(d, opt_g, gray, mask, ab_real, ab_fake, loss_cfg, env, hints=()):
     """
     if loss_cfg.adv_weight:
         with env.autocast(), frozen(d):
-            fake_logits = d(gray, ab_fake, mask, *hints)
+            fake_logits = d(gray, ab_fake, mask, *model_inputs(hints))
     else:
         fake_logits = None
     total, terms = losses.generator_loss(loss_cfg, fake_logits, ab_fake, ab_real, mask)
@@ -215,8 +212,8 @@ class Models:
 
 
 def build_models(cfg, env):
-    g = build_generator(cfg.model).to(env.device)
-    d = build_discriminator(cfg.model, cfg.data.size).to(env.device)
+    g = build_generator(cfg.model, cfg.hints).to(env.device)
+    d = build_discriminator(cfg.model, cfg.hints, cfg.data.size).to(env.device)
     if env.channels_last:
         g, d = g.to(memory_format=torch.channels_last), d.to(memory_format=torch.channels_last)
     g_ema = copy.deepcopy(g).eval().requires_grad_(False)
@@ -252,7 +249,7 @@ def train_step(m, batch, cfg, env, step):
     skipped on every rank)."""
     b = batch
     with env.autocast():
-        ab_fake = m.g_train(b.gray, b.mask, *b.hints)
+        ab_fake = m.g_train(b.gray, b.mask, *model_inputs(b.hints))
     ab_shown = losses.real_pair_ab(b.ab_real, b.mask, cfg.loss.real_target)
     d_terms, d_ok = d_step(m.d_train, m.opt_d, b.gray, b.mask, ab_shown, ab_fake, cfg.loss, env, b.hints)
     g_terms, g_ok = g_step(m.d, m.opt_g, b.gray, b.mask, b.ab_real, ab_fake, cfg.loss, env, b.hints)

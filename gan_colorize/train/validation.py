@@ -5,7 +5,7 @@ Every train.eval_every steps (and at the last step) the loop (loop.run_validatio
 of the run (each part of data.mix, else the one dataset) contributes train.eval_samples images
 spread evenly over its val split, each with one mask from the training families (masks.train,
 drawn from masks.mask_rng(eval.seed, index)) and, for a hint model, the evaluation hints of
-hints.batch_fixed_hints at each count of VAL_HINTS. All of it is drawn once, when the run
+hints.batch_fixed_hints at each count of hints.val. All of it is drawn once, when the run
 starts (`build_val_parts`), so every validation of a run scores the same pixels, and numbers do
 not depend on batch size or worker count.
 
@@ -38,12 +38,12 @@ import torch
 
 from ..core import color
 from ..data.dataset import build_loader
-from ..data.hints import batch_fixed_hints
+from ..core.config import hint_counts
+from ..data.hints import batch_fixed_hints, model_inputs
 from ..data.mixture import data_parts
 from ..eval.scoring import nanmean, score_outputs, spread
 from ..model.hint_fill import baseline_fills
 
-VAL_HINTS = (0, 10)          # hint counts scored for a hint model (a model without hints: 0)
 VAL_METRICS = ("leak", "edge_leak", "fill", "psnr_in")
 BEST_MAX_LEAK = 1.0          # a validation leaking more cannot make best.pt (chroma units)
 BATCH = 64
@@ -51,7 +51,8 @@ BATCH = 64
 
 class ValPart(NamedTuple):
     """One dataset's fixed validation samples, on the device: gray (N,1,H,W) in [-1,1], ab_real
-    (N,2,H,W) model units, mask (N,1,H,W) {0,1}; hints {count: (hint_ab, hint_mask) or ()};
+    (N,2,H,W) model units, mask (N,1,H,W) {0,1}; hints {count: its Hints, or None for a model
+    without hints};
     gray_psnr_in: the gray baseline's mean psnr_in on these samples (dB)."""
     label: str
     gray: torch.Tensor
@@ -66,8 +67,8 @@ def _baseline_scores(gray, ab_real, mask, hints):
     """{(baseline, count): mean psnr_in} of the hint fills (hint_fill.py) at each count > 0."""
     out, n = {}, gray.shape[0]
     for c, h in hints.items():
-        if c and h:
-            fills = baseline_fills(gray.cpu(), *(x.cpu() for x in h), mask.cpu())
+        if c and h is not None:
+            fills = baseline_fills(gray.cpu(), *h.to("cpu"), mask.cpu())
             # every fill of this count in one scoring call (compute_metrics' costs are per call)
             _, m = score_outputs(gray, ab_real, mask, [f.to(gray.device) for f in fills.values()])
             for k, name in enumerate(fills):
@@ -76,8 +77,8 @@ def _baseline_scores(gray, ab_real, mask, hints):
 
 
 def scored_counts(cfg):
-    """The hint counts a run's validation scores: VAL_HINTS for a hint model, else (0,)."""
-    return VAL_HINTS if cfg.model.hints else (0,)
+    """The hint counts a run's validation scores: hints.val for a hint model, else (0,)."""
+    return tuple(hint_counts(cfg.hints.val)) if cfg.hints.enabled else (0,)
 
 
 def build_val_parts(cfg, device, samples=None):
@@ -94,8 +95,8 @@ def build_val_parts(cfg, device, samples=None):
         batch = torch.utils.data.default_collate([ds[i] for i in picks])
         gray, ab_real = color.rgb_uint8_to_model(batch["rgb"].to(device))
         mask = batch["mask"].to(device)
-        hints = {c: (batch_fixed_hints(ab_real, mask, picks, c, cfg.eval.seed) if cfg.model.hints else ())
-                 for c in scored_counts(cfg)}
+        hints = {c: (batch_fixed_hints(ab_real, mask, picks, c, cfg.eval.seed)
+                     if cfg.hints.enabled else None) for c in scored_counts(cfg)}
         gray_scores = _scores(gray, ab_real, mask, torch.zeros_like(ab_real))
         out.append(ValPart(part.label, gray, ab_real, mask, hints,
                            nanmean(gray_scores["psnr_in"]),
@@ -123,7 +124,8 @@ def score_parts(g_ema, parts, autocast):
             for s in range(0, p.gray.shape[0], BATCH):
                 sl = slice(s, s + BATCH)
                 with autocast():
-                    ab = g_ema(p.gray[sl], p.mask[sl], *(h[sl] for h in hints))
+                    ab = g_ema(p.gray[sl], p.mask[sl],
+                               *model_inputs(None if hints is None else hints.select(sl)))
                 for k, v in _scores(p.gray[sl], p.ab_real[sl], p.mask[sl], ab).items():
                     cols[k].append(v)
             for k, v in cols.items():

@@ -411,7 +411,7 @@ def test_shipped_default_checkpoint_follows_a_hint_inside_the_mask_only():
 @pytest.fixture(scope="module")
 def hint_ckpt(tmp_path_factory):
     return hand_made_checkpoint(tmp_path_factory.mktemp("hint_ckpt") / "hints.pt", "--model.width",
-                                "0.25", "--data.size", "64", "--model.hints", "true", ab_bias=None)
+                                "0.25", "--data.size", "64", "--hints.enabled", "true", ab_bias=None)
 
 
 def _rgba_hint(h, w, box, colour):

@@ -24,7 +24,7 @@ def checkpoints(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ckpt")
     return {"plain": hand_made_checkpoint(tmp / "plain.pt", "--model.width", "0.25"),
             "hints": hand_made_checkpoint(tmp / "hints.pt", "--model.width", "0.25",
-                                          "--model.hints", "true")}
+                                          "--hints.enabled", "true")}
 
 
 def make_demo(checkpoint, **settings):

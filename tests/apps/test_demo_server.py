@@ -26,7 +26,7 @@ TIMEOUT = 120   # s, for one answer of the server on a busy 2-core machine
 def served(tmp_path_factory):
     """(demo, url) of the page served with a hint-capable hand-made checkpoint."""
     tmp = tmp_path_factory.mktemp("served")
-    ckpt = hand_made_checkpoint(tmp / "hints.pt", "--model.width", "0.25", "--model.hints", "true")
+    ckpt = hand_made_checkpoint(tmp / "hints.pt", "--model.width", "0.25", "--hints.enabled", "true")
     demo = Demo.from_settings(DemoConfig(checkpoint=str(ckpt), device="cpu"))
     page = None
     try:

@@ -26,8 +26,8 @@ from gan_colorize.apps.onnx_backend import OPSET, OnnxGenerator, OnnxModelError,
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--model.width", "0.25", "--data.size", "64"]
-MODELS = {"unet11": [], "hints": ["--model.hints", "true"], "seed": ["--model.generator", "seed"],
-          "fill": ["--model.hints", "true", "--model.hint_fill", "residual"]}
+MODELS = {"unet11": [], "hints": ["--hints.enabled", "true"], "seed": ["--model.generator", "seed"],
+          "fill": ["--hints.enabled", "true", "--hints.fill", "residual"]}
 AB_TOL = 1e-3        # model units (ab/110): the parity bound
 
 
@@ -267,7 +267,9 @@ def test_export_onnx_cli_writes_atomically_and_refuses_bad_checkpoints(models, t
     assert OnnxGenerator(tmp_path / "m.onnx").config.model.generator == "seed"
     (tmp_path / "notes.txt").write_text("not a checkpoint")
     for src in (tmp_path / "notes.txt", tmp_path / "missing.pt"):
-        assert export.main(["export-onnx", str(src), str(tmp_path / "x.onnx")]) == 2
+        with pytest.raises(SystemExit) as exc:
+            export.main(["export-onnx", str(src), str(tmp_path / "x.onnx")])
+        assert exc.value.code == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("error: ") and "\n" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "notes.txt"]   # no temp files

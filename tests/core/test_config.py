@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from gan_colorize.core.config import CONFIG_DIR, Config, ConfigError, from_dict, save_config
-from gan_colorize.core.parser import load_config
+from gan_colorize.core.config import (CONFIG_DIR, REFUSED, RENAMED, Config, ConfigError, from_dict,
+                                     save_config, upgrade_dict)
+from gan_colorize.core.parser import load_config, parse_command_line
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -84,6 +85,73 @@ def test_renamed_key_names_the_new_one_but_saved_configs_still_load(tmp_path):
     old = Config().to_dict()
     old["masks"]["eval"] = old["masks"].pop("preview").replace("impa:1", "brush:1")
     assert from_dict(old).masks.preview == "brush:1"     # a checkpoint written before the rename
+
+
+# a value for each key that has an old name: (text as typed, value in the Config)
+RENAMED_VALUES = {"masks.preview": ("brush:1", "brush:1"), "hints.enabled": ("true", True),
+                  "hints.fill": ("input", "input"), "hints.train_p": ("0.25", 0.25),
+                  "hints.eval": ("0,2,5", "0,2,5"), "hints.baselines": ("mean,levin", "mean,levin")}
+
+
+def _get(cfg, key):
+    section, name = key.split(".")
+    return getattr(getattr(cfg, section), name)
+
+
+@pytest.mark.parametrize("old", sorted(set(RENAMED) - set(REFUSED)))
+def test_every_renamed_key_still_sets_its_new_key(old, tmp_path):
+    """The hint settings moved into the hints section; their old keys keep working on the
+    command line, in YAML presets and in configs saved by checkpoints before the move."""
+    new = RENAMED[old]
+    text, value = RENAMED_VALUES[new]
+    assert _get(Config(), new) != value                              # the test can see a change
+    cfg, _ = parse_command_line([f"--{old}", text])                  # the command line
+    assert _get(cfg, new) == value
+    cfg, _ = parse_command_line([f"--{old}={text}"])
+    assert _get(cfg, new) == value
+    section, name = old.split(".")
+    path = tmp_path / "old.yaml"
+    path.write_text(f"{section}:\n  {name}: '{text}'\n")
+    assert _get(parse_command_line(["--config", str(path)])[0], new) == value   # a preset
+    saved = Config().to_dict()                                       # a checkpoint's config
+    saved[section][name] = value
+    del saved[new.split(".")[0]][new.split(".")[1]]
+    assert _get(from_dict(saved), new) == value
+    assert upgrade_dict(saved)[new.split(".")[0]][new.split(".")[1]] == value
+    assert name not in upgrade_dict(saved)[section] and name in saved[section]  # input kept
+
+
+def test_config_written_with_the_old_hint_keys_loads_as_it_was_meant():
+    """A config dict as checkpoints before the hints section wrote it (the shipped default.pt
+    has this layout): hint settings under model, masks and eval, no hints section."""
+    old = Config().to_dict()
+    del old["hints"]
+    old["model"].update(hints=True, hint_fill="residual")
+    old["masks"]["hint_p"] = 0.5
+    old["eval"].update(hints="0,1,10", baselines="nearest")
+    cfg = from_dict(old)
+    assert (cfg.hints.enabled, cfg.hints.fill, cfg.hints.train_p, cfg.hints.eval,
+            cfg.hints.baselines) == (True, "residual", 0.5, "0,1,10", "nearest")
+    assert (cfg.hints.val, cfg.hints.preview) == ("0,10", 5)       # the constants they were
+    assert from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ConfigError, match="model.hintz"):           # unknown keys still fail
+        from_dict({**old, "model": {**old["model"], "hintz": True}})
+
+
+def test_hints_section_is_checked_by_its_new_names():
+    for argv, msg in ((["--model.hint_fill", "input"], r"^hints.fill: 'input' needs hints.enabled"),
+                      (["--hints.val", "0,x"], r"^hints.val: "),
+                      (["--eval.hints", "-1"], r"^hints.eval: "),
+                      (["--masks.hint_p", "0"], r"^hints.train_p: ")):
+        with pytest.raises(ConfigError, match=msg):
+            load_config(argv)
+
+
+def test_help_names_the_old_keys():
+    from gan_colorize.core.parser import usage
+    text = usage()
+    assert "--hints.enabled False" in text and "was model.hints" in text
+    assert "was eval.hints" in text and "was masks.hint_p" in text
 
 
 def test_yaml_with_unknown_key_is_refused(tmp_path):

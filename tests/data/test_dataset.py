@@ -9,6 +9,7 @@ from conftest import GOOD, build, dcfg
 from gan_colorize.core.imageio import resize_short
 from gan_colorize.core.config import Config, EvalConfig, MaskConfig, TrainConfig
 from gan_colorize.data.dataset import MaskedImageDataset, ResumableSampler, build_loader
+from gan_colorize.data.hints import Hints
 from gan_colorize.core.errors import UserError
 from gan_colorize.data.masks import MaskSampler
 from gan_colorize.data.mask_families import impa_mask
@@ -214,7 +215,8 @@ def test_sampler_properties(n, ws, min_len, seed, epoch, data_):
 # loaders
 
 def _collect(loader):
-    return [{k: v.clone() for k, v in b.items()} for b in loader]
+    return [{k: v.to(copy=True) if isinstance(v, Hints) else v.clone() for k, v in b.items()}
+            for b in loader]
 
 
 def _cat(batches, key):
@@ -299,23 +301,25 @@ def test_loader_mask_folder_max_samples_and_pairing(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------
-# colour hints in training items (model.hints)
+# colour hints in training items (hints.enabled)
 
 def test_training_items_carry_hints_inside_their_mask_drawn_from_their_seed(tmp_path):
     cfg = full_cfg(dcfg("", tmp_path, name="samples", size=64), train="impa:1,brush:1,rect:1",
                    batch_size=2)
-    cfg.model.hints = True
+    cfg.hints.enabled = True
     loader, sampler = build_loader(cfg, "train", train=True)
     sampler.set_epoch(0)
     first = _collect(loader)
     sampler.set_epoch(0)
-    assert all(torch.equal(a[k], b[k]) for a, b in zip(first, _collect(loader))
-               for k in ("hint_ab", "hint_mask"))                   # reproducible
-    hint_mask, mask, hint_ab = _cat(first, "hint_mask"), _cat(first, "mask"), _cat(first, "hint_ab")
+    assert all(type(a["hints"]) is Hints for a in first)            # one hint set per batch
+    assert all(torch.equal(a["hints"][k], b["hints"][k]) for a, b in zip(first, _collect(loader))
+               for k in (0, 1))                                      # reproducible
+    hint_ab = torch.cat([b["hints"].ab for b in first])
+    hint_mask, mask = torch.cat([b["hints"].mask for b in first]), _cat(first, "mask")
     assert hint_mask.shape == mask.shape and hint_ab.shape == (mask.shape[0], 2, 64, 64)
     assert (hint_mask <= mask).all()                               # never outside the mask
     assert (hint_ab.abs().sum(1, keepdim=True)[hint_mask == 0] == 0).all()
     assert hint_mask.sum() > 0
-    cfg.model.hints = False
+    cfg.hints.enabled = False
     plain, _ = build_loader(cfg, "train", train=True)
-    assert "hint_ab" not in next(iter(plain))
+    assert "hints" not in next(iter(plain))

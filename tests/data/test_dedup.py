@@ -96,7 +96,9 @@ def test_command_writes_the_list(tmp_path, capsys):
     assert "2 of 3 Flowers102 images are near-duplicates" in capsys.readouterr().out
     dups = dedup.read_duplicates(out)
     assert sorted(dups) == [1, 3] and dups[1][0] == dups[3][0] == 2
-    assert dedup.main(["--flowers17", str(tmp_path), "--flowers102", str(r102)]) == 2
+    with pytest.raises(SystemExit) as exc:
+        dedup.main(["--flowers17", str(tmp_path), "--flowers102", str(r102)])
+    assert exc.value.code == 2
     assert "has no jpg/image_NNNN.jpg" in capsys.readouterr().err
 
 
@@ -137,3 +139,26 @@ def test_shipped_list_matches_the_real_images():
     f102 = np.stack([dedup.hash_file(SHARED / "flowers102" / "jpg" / f"image_{k:05d}.jpg")
                      for k in pink_primrose])
     assert dedup.nearest(f102, f17)[1].min() > dedup.DUPLICATE_BITS
+
+
+def test_dedup_command_line_is_the_config_parser(capsys):
+    """The one parser: the old flags are shorthands of the dedup section; a missing required
+    flag and a bad value are one line naming the flag; --help lists the keys."""
+    from gan_colorize.core.parser import DEDUP, parse_tool
+    cfg, _ = parse_tool(["--flowers17", "a", "--flowers102=b", "--threshold", "40", "--out", "o",
+                         "--workers", "3"], DEDUP)
+    assert (cfg.dedup.flowers17, cfg.dedup.flowers102, cfg.dedup.threshold, cfg.dedup.out,
+            cfg.dedup.workers) == ("a", "b", 40, "o", 3)
+    assert cfg.dedup.threshold != dedup.DUPLICATE_BITS
+    assert parse_tool(["--dedup.flowers17", "a", "--flowers102", "b"], DEDUP)[0].dedup.threshold \
+        == dedup.DUPLICATE_BITS                              # the config's default is the module's
+    for argv, says in ((["--flowers102", "b"], "dedup.flowers17 (--flowers17): is required"),
+                       (["--flowers17", "a", "--flowers102", "b", "--workers", "x"],
+                        "dedup.workers (--workers): expected int")):
+        with pytest.raises(SystemExit) as exc:
+            dedup.main(argv)
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and err.startswith("error: ") and says in err, err
+    with pytest.raises(SystemExit) as exc:
+        dedup.main(["--help"])
+    assert exc.value.code == 0 and "--flowers17 = --dedup.flowers17" in capsys.readouterr().out

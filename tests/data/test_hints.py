@@ -384,7 +384,7 @@ def _cells(src, dst, k):
 @pytest.mark.parametrize("side", [1, 3])
 def test_every_hint_survives_downscale_with_its_colour(src, side):
     ha, hm, spots = _spots(src, 12, side)
-    ra, rm = H.resize_hints(ha, hm, 64, 64)
+    ra, rm = H.resize_hints(H.Hints(ha, hm), 64, 64)
     assert ra.shape == (2, 64, 64) and rm.shape == (1, 64, 64) and ra.dtype == torch.float32
     assert ndimage.label(rm[0].numpy(), EIGHT)[1] == len(spots)
     for y, x, c in spots:
@@ -400,12 +400,12 @@ def test_resize_merges_mean_colour_and_handles_batches_and_mixed_axes():
     ha, hm = torch.zeros(2, 2, 8, 8), torch.zeros(2, 1, 8, 8)  # a batch of 2; image 1 empty
     ha[0, :, 0, 0], hm[0, :, 0, 0] = torch.tensor([0.2, 0.4]), 1
     ha[0, :, 1, 1], hm[0, :, 1, 1] = torch.tensor([0.6, 0.0]), 1   # same 4x4 cell: merged
-    ra, rm = H.resize_hints(ha, hm, 2, 2)
+    ra, rm = H.resize_hints(H.Hints(ha, hm), 2, 2)
     assert ra.shape == (2, 2, 2, 2) and rm.shape == (2, 1, 2, 2)
     assert rm[0, 0].tolist() == [[1, 0], [0, 0]] and rm[1].sum() == 0
     assert ra[0, :, 0, 0].tolist() == pytest.approx([0.4, 0.2])
     # rows shrink 8 -> 2 while columns grow 8 -> 16 (nearest: each column doubles)
-    ra, rm = H.resize_hints(ha[0], hm[0], 2, 16)
+    ra, rm = H.resize_hints(H.Hints(ha[0], hm[0]), 2, 16)
     assert rm[0, 0].tolist() == [1, 1, 1, 1] + [0] * 12
     assert ra[:, 0, 0].tolist() == pytest.approx([0.2, 0.4])
     assert ra[:, 0, 2].tolist() == pytest.approx([0.6, 0.0])
@@ -413,7 +413,7 @@ def test_resize_merges_mean_colour_and_handles_batches_and_mixed_axes():
 
 def test_resize_same_size_is_identity():
     ha, hm, _ = _spots(64, 4, 3, gap=10)
-    ra, rm = H.resize_hints(ha, hm, 64, 64)
+    ra, rm = H.resize_hints(H.Hints(ha, hm), 64, 64)
     assert torch.equal(rm, hm) and torch.allclose(ra, ha)
 
 
@@ -429,12 +429,12 @@ def test_drop_outside_clips_pixels_and_counts_hints():
     mask = torch.zeros(1, 10, 10)
     mask[0, :, :5] = 1           # left half: (1,1) inside, (1,7) outside
     mask[0, 6, 3:5] = 0          # (6,3) loses its top row
-    oa, om, n = H.drop_outside(ha, hm, mask)
+    (oa, om), n = H.drop_outside(H.Hints(ha, hm), mask)
     assert n == 2
     assert torch.equal(om, hm * mask) and torch.equal(oa, ha * mask)
     assert om.sum() == 4 + 2
-    same = H.drop_outside(oa, om, mask)
-    assert same[2] == 0 and same[1] is om and same[0] is oa
+    same, n = H.drop_outside(H.Hints(oa, om), mask)
+    assert n == 0 and same.mask is om and same.ab is oa and type(same) is H.Hints
 
 
 def test_draw_hints_ring():

@@ -477,6 +477,27 @@ def test_preview_cli_main(tmp_path, capsys):
     assert "segmentation" in capsys.readouterr().err
 
 
+def test_preview_command_line_is_the_config_parser(tmp_path, capsys):
+    """The mask preview on the one parser: the old flags are shorthands of the mask_preview
+    section, `preview` the one command; bad input is one line naming the flag."""
+    from gan_colorize.core.parser import MASK_PREVIEW, parse_commands
+    name, cfg, _ = parse_commands(["preview", "--families", "impa", "--out", "x.png", "--size",
+                                   "16", "--n=2", "--seed", "4"], {"preview": MASK_PREVIEW}, "m")
+    p = cfg.mask_preview
+    assert (name, p.families, p.out, p.size, p.n, p.seed) == ("preview", "impa", "x.png", 16, 2, 4)
+    for argv, says in ((["preview", "--out", "x.png"], "mask_preview.families (--families): is required"),
+                       (["preview", "--families", "impa", "--out", "x.png", "--n", "two"],
+                        "mask_preview.n (--n): expected int"),
+                       (["sheet"], "unknown command 'sheet'")):
+        with pytest.raises(SystemExit) as exc:
+            M.main(argv)
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and err.startswith("error: ") and says in err, err
+    with pytest.raises(SystemExit) as exc:
+        M.main(["preview", "--help"])
+    assert exc.value.code == 0 and "--mask_preview.size 128" in capsys.readouterr().out
+
+
 def test_preview_cli_bad_spec_subprocess(tmp_path):
     r = subprocess.run([sys.executable, "-m", "gan_colorize.masks", "preview", "--families",
                         "impa,bogus", "--out", str(tmp_path / "x.png")],

@@ -171,19 +171,19 @@ def test_errors_are_one_line(ckpt, argv, message, capsys):
 
 
 # ---------------------------------------------------------------------------------------------
-# colour hints: --eval.hints scores several hint counts on the same samples and masks
+# colour hints: --hints.eval scores several hint counts on the same samples and masks
 
 @pytest.fixture(scope="module")
 def hint_ckpt(tmp_path_factory):
     root = tmp_path_factory.mktemp("eval_hints")
     return hand_made_checkpoint(root / "run" / "checkpoints" / "latest.pt", "--model.width", "0.25",
                                 "--data.size", "64", "--data.workers", "0", "--data.cache_dir",
-                                root / "cache", "--model.hints", "true", ab_bias=None)
+                                root / "cache", "--hints.enabled", "true", ab_bias=None)
 
 
 def test_hint_counts_are_scored_on_the_same_samples(hint_ckpt, tmp_path):
     out = tmp_path / "h"
-    rep = _run(hint_ckpt, out, "--eval.hints", "0,2,5", "--eval.masks", "impa:1")
+    rep = _run(hint_ckpt, out, "--hints.eval", "0,2,5", "--eval.masks", "impa:1")
     assert rep["hints"] == [0, 2, 5] and set(rep["by_hints"]) == {"0", "2", "5"}
     assert rep["results"]["model"] == rep["by_hints"]["0"]
     zero, five = rep["by_hints"]["0"]["overall"], rep["by_hints"]["5"]["overall"]
@@ -196,7 +196,7 @@ def test_hint_counts_are_scored_on_the_same_samples(hint_ckpt, tmp_path):
         ["0", "2", "5"]
     assert {r["hints"] for r in _rows(out / "per_sample.csv")} == {"0", "2", "5"}
     # the same hints for any batch size (drawn per sample from (eval.seed, index))
-    again = _run(hint_ckpt, tmp_path / "h1", "--eval.hints", "0,2,5", "--eval.masks", "impa:1",
+    again = _run(hint_ckpt, tmp_path / "h1", "--hints.eval", "0,2,5", "--eval.masks", "impa:1",
                  "--eval.batch_size", "1")
     for c in ("0", "2", "5"):
         for k, v in rep["by_hints"][c]["overall"].items():
@@ -211,9 +211,9 @@ def test_hint_counts_are_scored_on_the_same_samples(hint_ckpt, tmp_path):
 
 def test_hints_for_a_checkpoint_without_hints_are_refused(ckpt, capsys):
     with pytest.raises(SystemExit):
-        evaluate_cli.main(["--checkpoint", str(ckpt), "--eval.hints", "0,1"])
+        evaluate_cli.main(["--checkpoint", str(ckpt), "--hints.eval", "0,1"])
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "eval.hints" in err[0] and "without colour hints" in err[0]
+    assert len(err) == 1 and "hints.eval" in err[0] and "without colour hints" in err[0]
 
 
 def test_bsds500_scored_under_object_masks(ckpt, bsds_tree, tmp_path):

@@ -11,12 +11,12 @@ import torch
 from gan_colorize.model import checkpoint
 from gan_colorize.apps import export
 from gan_colorize.model.checkpoint import CheckpointError
-from gan_colorize.core.config import ModelConfig
+from gan_colorize.core.config import Config, HintsConfig, ModelConfig
 from gan_colorize.model.networks import build_generator
 
 
 def _gen(width=0.25, kind="unet11"):
-    return build_generator(ModelConfig(generator=kind, width=width))
+    return build_generator(ModelConfig(generator=kind, width=width), HintsConfig())
 
 
 def test_round_trip_restores_weights_and_rng(tmp_path):
@@ -180,7 +180,7 @@ def test_export_keeps_only_g_ema_in_fp16_and_colorizer_loads_it(tmp_path):
     cfg = Config()
     cfg.model.width = 0.25
     torch.manual_seed(0)
-    g = build_generator(cfg.model)
+    g = build_generator(cfg.model, cfg.hints)
     full = {"g": g.state_dict(), "g_ema": g.state_dict(), "d": {"w": torch.zeros(1000, 100)},
             "config": cfg.to_dict(), "step": 11}
     checkpoint.save(full, tmp_path / "latest.pt")
@@ -202,7 +202,9 @@ def test_export_keeps_only_g_ema_in_fp16_and_colorizer_loads_it(tmp_path):
 
 def test_export_refuses_a_file_without_g_ema(tmp_path, capsys):
     checkpoint.save({"g": {}, "step": 1}, tmp_path / "x.pt")
-    assert export.main(["export", str(tmp_path / "x.pt"), str(tmp_path / "y.pt")]) == 2
+    with pytest.raises(SystemExit) as exc:
+        export.main(["export", str(tmp_path / "x.pt"), str(tmp_path / "y.pt")])
+    assert exc.value.code == 2
     assert "not a gan_colorize training checkpoint" in capsys.readouterr().err
     assert not (tmp_path / "y.pt").exists()
 
@@ -214,3 +216,67 @@ def test_saved_file_has_normal_permissions(tmp_path):
     finally:
         os.umask(old)
     assert (os.stat(tmp_path / "c.pt").st_mode & 0o777) == 0o644
+
+
+def test_checkpoint_with_the_old_hint_keys_gives_the_same_outputs(tmp_path):
+    """A checkpoint written before the hints section (model.hints, model.hint_fill, ...) loads
+    into the same network and colours exactly as one written with the new keys."""
+    from conftest import hand_made_checkpoint
+    from gan_colorize.apps.api import Colorizer
+    new = hand_made_checkpoint(tmp_path / "new.pt", "--model.width", "0.25", "--hints.enabled",
+                               "true", "--hints.fill", "input", ab_bias=None)
+    state = checkpoint.load(new)
+    cfg = state["config"]
+    hints = cfg.pop("hints")
+    cfg["model"].update(hints=hints["enabled"], hint_fill=hints["fill"])
+    cfg["masks"]["hint_p"] = hints["train_p"]
+    cfg["eval"].update(hints=hints["eval"], baselines=hints["baselines"])
+    torch.save(state, tmp_path / "old.pt")
+    image = (np.random.default_rng(0).random((64, 96, 3)) * 255).astype(np.uint8)
+    mask = np.zeros((64, 96), np.float32)
+    mask[:, :60] = 1
+    points = [(10, 10, (200, 30, 30), 5), (40, 30, (20, 180, 40), 3)]
+    outs = []
+    for path in (new, tmp_path / "old.pt"):
+        c = Colorizer.from_checkpoint(path, device="cpu", size=64, precision="fp32")
+        assert c.takes_hints and c.g.hint_fill == "input"
+        outs.append(c.colorize(image, mask, hints=points))
+    assert np.array_equal(*outs)
+    diff = checkpoint.config_diff(state["config"], checkpoint.checkpoint_config(state, "old").to_dict())
+    assert diff == []   # old keys are compared under their new names
+
+
+def test_shipped_checkpoint_written_with_the_old_keys_is_a_hint_model():
+    from gan_colorize.apps.inputs import DEFAULT_CHECKPOINT
+    state = checkpoint.load(DEFAULT_CHECKPOINT)
+    assert "hints" in state["config"]["model"]         # written before the hints section
+    cfg = checkpoint.checkpoint_config(state, DEFAULT_CHECKPOINT)
+    assert cfg.hints.enabled and cfg.hints.fill == "input"
+
+
+def test_export_command_line_is_the_config_parser(tmp_path, capsys):
+    """export / export-onnx through the one parser: subcommands, --fp32 as a flag of the export
+    section, exactly SRC DST, one-line errors, --help per command and for the tool."""
+    from gan_colorize.core.parser import parse_commands
+    name, cfg, rest = parse_commands(["export", "--fp32", "a.pt", "b.pt"], export.COMMANDS, "x")
+    assert (name, cfg.export.fp32, rest) == ("export", True, ["a.pt", "b.pt"])
+    name, cfg, rest = parse_commands(["export-onnx", "a.pt", "b.onnx"], export.COMMANDS, "x")
+    assert (name, cfg.export.fp32, rest) == ("export-onnx", False, ["a.pt", "b.onnx"])
+    for argv, says in ((["export", "a.pt"], "expected SRC DST, got 1"), (["convert", "a", "b"],
+                        "unknown command 'convert' (one of export, export-onnx"), ([], "no command")):
+        with pytest.raises(SystemExit) as exc:
+            export.main(argv)
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and err.startswith("error: ") and says in err and err.count("\n") == 1
+    for argv, says in ((["--help"], "export-onnx  G_ema as an ONNX file"),
+                       (["export", "--help"], "--export.fp32 False")):
+        with pytest.raises(SystemExit) as exc:
+            export.main(argv)
+        assert exc.value.code == 0 and says in capsys.readouterr().out
+    cfg = Config()
+    cfg.model.width = 0.25
+    checkpoint.save({"g_ema": _gen().state_dict(), "config": cfg.to_dict(), "step": 1},
+                    tmp_path / "a.pt")
+    assert export.main(["export", "--fp32", str(tmp_path / "a.pt"), str(tmp_path / "b.pt")]) == 0
+    assert all(v.dtype == torch.float32 for v in checkpoint.load(tmp_path / "b.pt")["g_ema"].values()
+               if v.is_floating_point())

@@ -1,5 +1,5 @@
 """hint_fill.py: the pushpull input of hint models, and the mean / nearest / Levin baselines;
-model.hint_fill in the generator, growing a model from one without it (train.init_from)."""
+hints.fill in the generator, growing a model from one without it (train.init_from)."""
 import json
 import math
 
@@ -111,9 +111,9 @@ def test_grow_into_refuses_other_shape_changes():
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--model.hint_fill", "input"], "needs model.hints true"),
-    (["--model.hints", "true", "--model.hint_fill", "fancy"], "is not one of none"),
-    (["--eval.baselines", "mean,oracle"], "eval.baselines"),
+    (["--hints.fill", "input"], "needs hints.enabled true"),
+    (["--hints.enabled", "true", "--hints.fill", "fancy"], "is not one of none"),
+    (["--hints.baselines", "mean,oracle"], "hints.baselines"),
 ])
 def test_bad_hint_settings_are_refused(argv, message):
     with pytest.raises(ConfigError, match=message):
@@ -123,11 +123,11 @@ def test_bad_hint_settings_are_refused(argv, message):
 def test_evaluate_scores_the_baselines_on_the_model_s_hints(tmp_path):
     ckpt = hand_made_checkpoint(tmp_path / "run" / "checkpoints" / "latest.pt", "--model.width",
                                 "0.25", "--data.size", "64", "--data.workers", "0",
-                                "--data.cache_dir", tmp_path / "cache", "--model.hints", "true",
-                                "--model.hint_fill", "input", ab_bias=None)
+                                "--data.cache_dir", tmp_path / "cache", "--hints.enabled", "true",
+                                "--hints.fill", "input", ab_bias=None)
     out = tmp_path / "eval"
     assert evaluate_cli.main(["--checkpoint", str(ckpt), "--out", str(out), "--device", "cpu",
-                            "--eval.hints", "0,3", "--eval.masks", "impa:1"]) == 0
+                            "--hints.eval", "0,3", "--eval.masks", "impa:1"]) == 0
     rep = json.loads((out / "metrics.json").read_text())
     assert set(rep["baselines"]) == {"mean", "nearest", "levin"}
     for name, by_count in rep["baselines"].items():

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from gan_colorize.core.config import ModelConfig
+from gan_colorize.core.config import HintsConfig, ModelConfig
 from gan_colorize.core.errors import UserError
 from gan_colorize.model.networks import (Discriminator, Generator, UpJoinConv, build_discriminator,
                                    build_generator, count_params, pad_to_multiple, unpad)
@@ -31,7 +31,7 @@ def inputs(n, h, w=None, seed=0):
 @pytest.mark.parametrize("kind", ["unet11", "seed"])
 @pytest.mark.parametrize("width", [0.25, 0.5])
 def test_generator_shapes_and_range(kind, width):
-    G = build_generator(ModelConfig(generator=kind, width=width))
+    G = build_generator(ModelConfig(generator=kind, width=width), HintsConfig())
     for size in (32, 64, 96):
         gray, mask, _ = inputs(2, size, size + 32)
         ab = G(gray, mask)
@@ -46,7 +46,7 @@ def test_generator_shapes_and_range(kind, width):
 def test_discriminator_shapes(kind, sn, width):
     for size in (32, 64, 96):
         cfg = ModelConfig(discriminator=kind, width=width, spectral_norm=sn)
-        D = build_discriminator(cfg, size)
+        D = build_discriminator(cfg, HintsConfig(), size)
         has_norm = any(isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)) for m in D.modules())
         assert has_norm != sn  # spectral norm replaces the normalisation layers
         gray, mask, ab = inputs(2, size)
@@ -90,11 +90,11 @@ def test_generator_rejects_bad_size(size):
 
 def test_unknown_names_and_width():
     with pytest.raises(UserError):
-        build_generator(ModelConfig(generator="resnet"))
+        build_generator(ModelConfig(generator="resnet"), HintsConfig())
     with pytest.raises(UserError):
-        build_discriminator(ModelConfig(discriminator="pixel"), 64)
+        build_discriminator(ModelConfig(discriminator="pixel"), HintsConfig(), 64)
     with pytest.raises(UserError):
-        build_generator(ModelConfig(width=0))
+        build_generator(ModelConfig(width=0), HintsConfig())
 
 
 def test_pad_unpad_round_trip():
@@ -356,7 +356,7 @@ def test_seed_stems_share_one_batchnorm():
 
 @pytest.mark.parametrize("size,kernel", [(64, 2), (224, 7)])
 def test_seed_discriminator_kernel_covers_the_last_map(size, kernel):
-    D = build_discriminator(ModelConfig(discriminator="seed", width=1.0), size)
+    D = build_discriminator(ModelConfig(discriminator="seed", width=1.0), HintsConfig(), size)
     full_map, head = D.features[5][0], D.head
     assert full_map.kernel_size == (kernel, kernel) and full_map.padding == (0, 0)
     assert full_map.in_channels == full_map.out_channels == 512 and full_map.bias is None

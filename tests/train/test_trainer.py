@@ -56,7 +56,7 @@ def _tiny(argv=()):
 def test_d_step_and_g_step_return_named_losses_and_update_only_their_model():
     torch.manual_seed(0)
     cfg = _tiny()
-    g, d = build_generator(cfg.model), build_discriminator(cfg.model, cfg.data.size)
+    g, d = build_generator(cfg.model, cfg.hints), build_discriminator(cfg.model, cfg.hints, cfg.data.size)
     opt_g, opt_d = torch.optim.Adam(g.parameters(), 1e-3), torch.optim.Adam(d.parameters(), 1e-3)
     gray, ab_real, mask = _one_image()
     g_before = [p.clone() for p in g.parameters()]
@@ -76,7 +76,7 @@ def test_d_step_and_g_step_return_named_losses_and_update_only_their_model():
 
 def test_non_finite_loss_skips_the_update():
     cfg = _tiny()
-    g, d = build_generator(cfg.model), build_discriminator(cfg.model, cfg.data.size)
+    g, d = build_generator(cfg.model, cfg.hints), build_discriminator(cfg.model, cfg.hints, cfg.data.size)
     opt_d = torch.optim.Adam(d.parameters(), 1e-3)
     gray, ab_real, mask = _one_image()
     before = [p.clone() for p in d.parameters()]
@@ -91,7 +91,7 @@ def test_overfits_one_image():
     """300 steps on one 32 px image and mask: G must reproduce the desired partial colouring."""
     torch.manual_seed(0)
     cfg = _tiny(["--model.width", "0.5"])
-    g, d = build_generator(cfg.model), build_discriminator(cfg.model, cfg.data.size)
+    g, d = build_generator(cfg.model, cfg.hints), build_discriminator(cfg.model, cfg.hints, cfg.data.size)
     opt_g = torch.optim.Adam(g.parameters(), 2e-3, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(d.parameters(), 2e-4, betas=(0.5, 0.999))
     gray, ab_real, mask = _one_image()
@@ -115,8 +115,8 @@ def test_lr_decay_is_linear_to_zero():
 
 def test_ema_tracks_generator():
     cfg = _tiny()
-    g = build_generator(cfg.model)
-    g_ema = build_generator(cfg.model)
+    g = build_generator(cfg.model, cfg.hints)
+    g_ema = build_generator(cfg.model, cfg.hints)
     train_steps.update_ema(g_ema, g, decay=0.0, step=1000)
     assert all(torch.equal(a, b) for a, b in zip(g_ema.parameters(), g.parameters()))
 
@@ -313,13 +313,13 @@ def test_cuda_bf16_channels_last_trains_and_resumes(tmp_path):
 
 
 def test_a_hint_model_trains_resumes_and_its_checkpoint_says_so(tmp_path):
-    args = ["--train.out_dir", str(tmp_path), "--train.name", "h", "--model.hints", "true",
+    args = ["--train.out_dir", str(tmp_path), "--train.name", "h", "--hints.enabled", "true",
             "--data.size", "64"]
     first = train_loop.train(_tiny(args + ["--train.steps", "2"]))
     resumed = train_loop.train(_tiny(args + ["--train.steps", "3", "--resume", "auto"]))
     assert resumed.step == 3 and all(math.isfinite(r["g_l1"]) for r in resumed.history)
     state = torch.load(tmp_path / "h" / "checkpoints" / "latest.pt", weights_only=True)
-    assert state["config"]["model"]["hints"] is True
+    assert state["config"]["hints"]["enabled"] is True
     g = first.models.g
     gray, ab_real, mask = _one_image(64)
     assert g(gray, mask).shape == g(gray, mask, torch.zeros_like(ab_real), torch.zeros_like(mask)).shape

@@ -40,8 +40,8 @@ def _parts(*argv, samples=4):
 
 
 def test_parts_are_fixed_and_one_per_dataset():
-    parts = _parts("--data.mix", MIX, "--model.hints", "true", "--data.size", "64")
-    again = _parts("--data.mix", MIX, "--model.hints", "true", "--data.size", "64")
+    parts = _parts("--data.mix", MIX, "--hints.enabled", "true", "--data.size", "64")
+    again = _parts("--data.mix", MIX, "--hints.enabled", "true", "--data.size", "64")
     assert [p.label for p in parts] == ["samples", "samples-2"]
     for p, q in zip(parts, again):
         assert p.gray.shape[1:] == (1, 64, 64) and p.mask.shape == p.gray.shape
@@ -79,7 +79,7 @@ def test_gray_model_scores_zero_and_a_colour_model_scores_its_gain():
 
 
 def test_hint_model_rows_carry_the_baselines_and_the_margin_over_them():
-    parts = _parts("--data.mix", MIX, "--model.hints", "true", "--data.size", "64")
+    parts = _parts("--data.mix", MIX, "--hints.enabled", "true", "--data.size", "64")
     for p in parts:
         assert set(p.baseline_psnr_in) == {("mean", 10), ("nearest", 10), ("levin", 10)}
         assert all(v > p.gray_psnr_in for v in p.baseline_psnr_in.values())   # true-colour hints

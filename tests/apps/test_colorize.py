@@ -461,11 +461,12 @@ def test_a_small_hint_on_a_large_photo_reaches_the_network_with_its_colour(hint_
     mask = np.ones((1024, 1024), np.float32)
     hint = user_hints([(700, 300, (200, 30, 30), 3)], mask)
     _, _, _, _, work = c._prepare(np.zeros((1024, 1024, 3), np.uint8), mask, hint, (64, 64))
-    assert work.shape == (1, 3, 64, 64) and work[0, 2].sum() == 1
+    assert work.ab.shape == (1, 2, 64, 64) and work.mask.shape == (1, 1, 64, 64)
+    assert work.mask[0, 0].sum() == 1
     want, _ = hints_from_points([(0, 0, (200, 30, 30), 1)], 1, 1)
-    y, x = torch.nonzero(work[0, 2])[0].tolist()
+    y, x = torch.nonzero(work.mask[0, 0])[0].tolist()
     assert (y, x) == (300 * 64 // 1024, 700 * 64 // 1024)
-    assert torch.allclose(work[0, :2, y, x], want[:, 0, 0], atol=1e-5)
+    assert torch.allclose(work.ab[0, :, y, x], want[:, 0, 0], atol=1e-5)
 
 
 def test_cli_hints_file_and_folder(hint_ckpt, tmp_path, capsys):

@@ -33,7 +33,7 @@ COLORIZE = Tool("gan-colorize", {f"--{k.replace('_', '-')}": f"colorize.{k}" for
                                   "device", "precision", "seed")},
                 flags={"--sheet": "colorize.sheet"}, positional="INPUT", sections=("colorize",))
 DEMO = Tool("gan-colorize-demo", {f"--{k.replace('_', '-')}": f"demo.{k}" for k in
-                                   ("checkpoint", "device", "precision", "host", "port", "max_side",
+                                   ("checkpoint", "backend", "device", "precision", "host", "port", "max_side",
                                     "max_upload_mb", "max_megapixels")},
             sections=("demo",))
 ALIASES = TRAIN.aliases   # the training shorthands (bench and tests build training configs)

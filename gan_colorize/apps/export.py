@@ -1,5 +1,6 @@
 """The export command line: a training checkpoint's G_ema for inference, as a small .pt
-(`export`) or an ONNX file (`export-onnx`). Run as `python -m gan_colorize.checkpoint ...`."""
+(`export`) or an ONNX file (`export-onnx`, `--int8`: quantized, quantize.py). Run as
+`python -m gan_colorize.checkpoint ...`."""
 import argparse
 import os
 import sys
@@ -7,6 +8,7 @@ import sys
 from ..core.errors import UserError
 from ..model.checkpoint import export_generator
 from .onnx_backend import export_onnx
+from .quantize import CALIB_IMAGES, export_int8
 
 
 def main(argv=None):
@@ -21,9 +23,17 @@ def main(argv=None):
                         "metadata) for onnxruntime and other runtimes; needs the [onnx] extra")
     ox.add_argument("src", help="a training checkpoint or an exported one")
     ox.add_argument("dst", help="the .onnx file to write")
+    ox.add_argument("--int8", action="store_true", help="quantize to int8 (onnxruntime static "
+                    "quantization, calibrated on training crops); README, ONNX: its speed and error")
+    ox.add_argument("--calib-data", default="", help="--int8: data to calibrate on, as data.mix "
+                    "(NAME=ROOT:WEIGHT,...); default: the checkpoint's own training data")
+    ox.add_argument("--calib-images", type=int, default=CALIB_IMAGES,
+                    help=f"--int8: training crops to calibrate on (default {CALIB_IMAGES})")
     args = p.parse_args(argv)
     try:
-        if args.cmd == "export-onnx":
+        if args.cmd == "export-onnx" and args.int8:
+            export_int8(args.src, args.dst, args.calib_data, args.calib_images)
+        elif args.cmd == "export-onnx":
             export_onnx(args.src, args.dst)
         else:
             export_generator(args.src, args.dst, half=not args.fp32)

@@ -19,7 +19,9 @@ OnnxGenerator, Colorizer.from_onnx and `--backend onnx` run it unchanged; its me
 Whether it is worth it, measured (README, ONNX): bench/inference.py --backend torch,onnx,int8 for
 the speed and bench/int8_error.py for the colour change against the fp32 file.
 """
+import contextlib
 import dataclasses
+import io
 import json
 import os
 import tempfile
@@ -28,6 +30,7 @@ import numpy as np
 
 from ..core.atomic import write_atomic
 from ..core.errors import UserError
+from ..core.specs import check_roots
 from .onnx_backend import CHANNELS, HINT_INPUTS, INPUTS, export_onnx, require
 
 CALIB_IMAGES = 64     # training crops that set the activation ranges
@@ -56,7 +59,16 @@ def calibration_feeds(cfg, n=CALIB_IMAGES, calib_data="", batch=CALIB_BATCH):
 
     from ..core import color
     from ..data.dataset import build_loader
-    data = dataclasses.replace(cfg.data, workers=0, **({"mix": calib_data} if calib_data else {}))
+    if n < 1:
+        raise UserError(f"int8 calibration needs at least one training crop, got {n}")
+    own = cfg.data.mix or (cfg.data.name if cfg.data.name == "samples" else
+                           f"{cfg.data.name}={cfg.data.root}:1")
+    data = dataclasses.replace(cfg.data, workers=0, mix=calib_data or own)
+    try:
+        check_roots(data.mix)
+    except UserError as err:
+        raise UserError(f"int8 calibration data {data.mix!r}: {err}; give the training data "
+                        "with --calib-data NAME=ROOT:1 (the grammar of data.mix)") from None
     cfg = dataclasses.replace(cfg, data=data, train=dataclasses.replace(cfg.train, batch_size=batch))
     loader, _ = build_loader(cfg, "train", train=True, progress=False)
     names = INPUTS + (HINT_INPUTS if cfg.model.hints else ())
@@ -112,7 +124,8 @@ def quantize_file(src, dst, feeds, exclude=None, ops=OPS, method=METHOD, note=""
                 "calibration": method, "calibration_images": int(sum(len(f["gray"]) for f in feeds)),
                 "op_types": list(ops) if ops else "all", "excluded_nodes": list(exclude),
                 "note": note}
-    with tempfile.TemporaryDirectory(prefix="gan-colorize-int8-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="gan-colorize-int8-") as tmp, \
+            contextlib.redirect_stdout(io.StringIO()):   # the calibrators print their progress
         pre, out = os.path.join(tmp, "pre.onnx"), os.path.join(tmp, "int8.onnx")
         quant_pre_process(str(src), pre, skip_symbolic_shape=True)
         quantize_static(pre, out, _reader(feeds), quant_format=QuantFormat.QDQ, per_channel=True,

@@ -10,7 +10,9 @@ with as many intra-op threads as torch uses. A line per architecture then gives 
 speed over the fastest torch row's (issue 14's target: >= 0.9). `int8` adds that file quantized
 by apps/quantize.py (its defaults), calibrated here on synthetic batches: the weights are random
 anyway, and the speed does not depend on the ranges (bench/int8_error.py measures the colours
-of the shipped checkpoint). --hints benchmarks a hint model (model.hints; its hint inputs zeros). Peak memory on the CPU is the
+of the shipped checkpoint). --hints benchmarks a hint model as the shipped one is (model.hints,
+model.hint_fill input; its hint inputs zeros). --paired SIZES then times batch-1 calls of every
+configuration in one process, taken in turn, the ratio per round: what survives a loaded machine. Peak memory on the CPU is the
 process's peak RSS; `peak - base` subtracts the RSS just before the model is built or loaded,
 i.e. the libraries imported (torch in both, the harness imports it), leaving the model and its
 activations.
@@ -45,7 +47,8 @@ TARGET = 0.9   # issue 14: onnxruntime within 10% of the fastest torch path
 
 
 def _extra(hints):
-    return ("--model.hints", "true") if hints else ()
+    """--hints: a hint model as the shipped checkpoint is one (hints in, filled by pushpull)."""
+    return ("--model.hints", "true", "--model.hint_fill", "input") if hints else ()
 
 
 def export_onnx(arch, width, dst, hints=False):
@@ -218,7 +221,8 @@ def parse_args(argv=None):
     p.add_argument("--backend", type=common.csv_list(str, BACKENDS), default=["torch"],
                    help="comma-separated: torch (each --precision), onnx (onnxruntime, CPU, fp32; "
                         "the [onnx] extra), int8 (the onnx file quantized, apps/quantize.py)")
-    p.add_argument("--hints", action="store_true", help="a hint model (model.hints), as shipped")
+    p.add_argument("--hints", action="store_true",
+                   help="a hint model as shipped (model.hints true, model.hint_fill input)")
     p.add_argument("--paired", type=common.csv_list(int), default=[],
                    help="sizes, px: after the table, batch-1 calls at each size with every "
                         "configuration in one process, in turn (CPU)")

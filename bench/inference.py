@@ -12,10 +12,10 @@ by apps/quantize.py (its defaults), calibrated here on synthetic batches: the we
 anyway, and the speed does not depend on the ranges (bench/int8_error.py measures the colours
 of the shipped checkpoint). --hints benchmarks a hint model as the shipped one is (model.hints,
 model.hint_fill input; its hint inputs zeros). --paired SIZES then times batch-1 calls of every
-configuration in one process, taken in turn, the ratio per round: what survives a loaded machine. Peak memory on the CPU is the
-process's peak RSS; `peak - base` subtracts the RSS just before the model is built or loaded,
-i.e. the libraries imported (torch in both, the harness imports it), leaving the model and its
-activations.
+configuration in one process, taken in turn, the ratio per round: what survives a loaded machine.
+Peak memory on the CPU is the process's peak RSS; `peak - base` subtracts the RSS just before
+the model is built or loaded, i.e. the libraries imported (torch in both, the harness imports
+it), leaving the model and its activations.
 
     python bench/inference.py                                      # defaults (see --help)
     python bench/inference.py --device cuda --batch 64 --precision bf16 --json inf.json
@@ -297,8 +297,9 @@ def main(argv=None):
         cols.append(("peak_above_base_bytes", "peak - base", common.fmt_bytes))
     if any("error" in r for r in rows):
         cols.append(("error", "error", ""))
-    notes = [f"width {args.width:g}{', hint model' if args.hints else ''}; torch: inference_mode + autocast; {warmup} untimed + {steps} timed "
-             f"batches, {hires_steps} timed batch-1 calls; median (and best) per call",
+    notes = [f"width {args.width:g}{', hint model' if args.hints else ''}; torch: inference_mode + "
+             f"autocast; {warmup} untimed + {steps} timed batches, {hires_steps} timed batch-1 "
+             "calls; median (and best) per call",
              "peak mem: " + ("torch.cuda.max_memory_allocated" if cuda else
                              "peak RSS of the process" + (" (fresh process per config)" if isolate
                                                           else " (NOT isolated)")

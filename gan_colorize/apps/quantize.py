@@ -10,11 +10,14 @@ drawn as in training), from the checkpoint's own training data (its data.mix, or
 data.root) or from `calib_data`, a spec in data.mix's grammar (NAME=ROOT:WEIGHT,...). The order
 is the loader's, seeded by train.seed: the same images every time.
 
-Quantization: QDQ format, int8 weights per output channel, int8 activations (symmetric for
-weights, min-max ranges for activations), onnxruntime's quant_pre_process first (shape inference
-and graph optimization). The file keeps the fp32 file's inputs, output and metadata, so
-OnnxGenerator, Colorizer.from_onnx and `--backend onnx` run it unchanged; its metadata adds
-`gan_colorize.quantization`, which says how it was made.
+Quantization (onnxruntime's quant_pre_process, then quantize_static): QDQ format, the convs
+only, int8 weights per output channel, uint8 activations whose ranges are the 99.999th
+percentiles seen in calibration. uint8 activations with int8 weights is the pair onnxruntime's
+CPU kernels fuse into QLinearConv: with int8 activations 11 of unet11's 14 convs stayed
+DequantizeLinear -> Conv and the file ran slower than fp32. The convs of FLOAT_LAYERS stay in
+float (README, ONNX: each conv's own colour change). The file keeps the fp32 file's inputs,
+output and metadata, so OnnxGenerator, Colorizer.from_onnx, `--backend onnx` and the demo run it
+unchanged; its metadata adds `gan_colorize.quantization`, which says how it was made.
 
 Whether it is worth it, measured (README, ONNX): bench/inference.py --backend torch,onnx,int8 for
 the speed and bench/int8_error.py for the colour change against the fp32 file.
@@ -36,9 +39,10 @@ from .onnx_backend import CHANNELS, HINT_INPUTS, INPUTS, export_onnx, require
 CALIB_IMAGES = 64     # training crops that set the activation ranges
 CALIB_BATCH = 8
 OPS = ("Conv",)       # op types quantized; None: every type onnxruntime can (README, ONNX)
-METHOD = "percentile"  # activation ranges: moved colours less than minmax (README, ONNX)
+METHOD = "percentile"  # activation ranges; every conv int8, it moved colours less than minmax
 # unet11's layers whose convs stay in float: quantized one at a time on the shipped checkpoint,
-# each of these moved colours by 0.5 to 1.6 Lab units, every other conv by 0.25 or less (README, ONNX)
+# each of these moved colours by 0.6 to 1.7 Lab units, every other conv by 0.3 or less
+# (README, ONNX)
 FLOAT_LAYERS = ("stem_hint", "down.0", "down.1", "out")
 
 
@@ -69,7 +73,8 @@ def calibration_feeds(cfg, n=CALIB_IMAGES, calib_data="", batch=CALIB_BATCH):
     except UserError as err:
         raise UserError(f"int8 calibration data {data.mix!r}: {err}; give the training data "
                         "with --calib-data NAME=ROOT:1 (the grammar of data.mix)") from None
-    cfg = dataclasses.replace(cfg, data=data, train=dataclasses.replace(cfg.train, batch_size=batch))
+    cfg = dataclasses.replace(cfg, data=data,
+                              train=dataclasses.replace(cfg.train, batch_size=batch))
     loader, _ = build_loader(cfg, "train", train=True, progress=False)
     names = INPUTS + (HINT_INPUTS if cfg.model.hints else ())
     feeds, have = [], 0
@@ -79,7 +84,8 @@ def calibration_feeds(cfg, n=CALIB_IMAGES, calib_data="", batch=CALIB_BATCH):
             items = {"gray": gray, "mask": b["mask"], "hint_ab": b.get("hint_ab"),
                      "hint_mask": b.get("hint_mask")}
             take = min(len(gray), n - have)
-            feeds.append({k: np.ascontiguousarray(items[k][:take].numpy(), np.float32) for k in names})
+            feeds.append({k: np.ascontiguousarray(items[k][:take].numpy(), np.float32)
+                          for k in names})
             have += take
             if have >= n:
                 return feeds
@@ -105,11 +111,10 @@ def _reader(feeds):
 
 def quantize_file(src, dst, feeds, exclude=None, ops=OPS, method=METHOD, note=""):
     """fp32 ONNX file `src` (export_onnx) -> int8 QDQ file `dst`, written atomically, calibrated
-    on `feeds` (calibration_feeds); `exclude`: node names left in float (None: float_convs);
-    `ops`: the op types
-    quantized (None: all that onnxruntime can); `method`: the activation ranges, minmax,
-    percentile (99.999th) or entropy. The metadata of `src` is
-    kept, plus gan_colorize.quantization (its settings and `note`). -> size in bytes."""
+    on `feeds` (calibration_feeds). exclude: node names left in float (None: float_convs); ops:
+    the op types quantized (None: all that onnxruntime can); method: the activation ranges,
+    minmax, percentile (99.999th) or entropy. The metadata of `src` is kept, plus
+    gan_colorize.quantization (these settings and `note`). -> size in bytes."""
     onnx = require("onnx", "int8 export")
     require("onnxruntime", "int8 export")
     from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType,   # extra
@@ -121,7 +126,8 @@ def quantize_file(src, dst, feeds, exclude=None, ops=OPS, method=METHOD, note=""
     meta = {p.key: p.value for p in fp32.metadata_props}
     exclude = float_convs(fp32) if exclude is None else list(exclude)
     settings = {"format": "QDQ", "weights": "int8 per channel", "activations": "uint8",
-                "calibration": method, "calibration_images": int(sum(len(f["gray"]) for f in feeds)),
+                "calibration": method,
+                "calibration_images": int(sum(len(f["gray"]) for f in feeds)),
                 "op_types": list(ops) if ops else "all", "excluded_nodes": list(exclude),
                 "note": note}
     with tempfile.TemporaryDirectory(prefix="gan-colorize-int8-") as tmp, \
@@ -154,4 +160,5 @@ def export_int8(src, dst, calib_data="", calib_images=CALIB_IMAGES, exclude=None
         fp32 = os.path.join(tmp, "fp32.onnx")
         export_onnx(src, fp32)
         return quantize_file(fp32, dst, feeds, exclude=exclude,
-                             note=f"calibrated on {calib_data or 'the checkpoint training data'}")
+                             note=f"calibrated on {calib_data or 'the checkpoint training data'}"
+                                  f" ({calib_images} crops)")

@@ -16,6 +16,7 @@ torch fp32 against the fp32 file is reported beside it: the export's own error, 
     python bench/int8_error.py --json int8_error.json
     python bench/int8_error.py --exclude none --json int8_error_all.json   # every conv int8
     python bench/int8_error.py --int8 model-int8.onnx          # a file made elsewhere
+    python bench/int8_error.py --per-layer --max-samples 64    # each conv quantized alone
 """
 import argparse
 import json
@@ -71,59 +72,96 @@ def _cfg(ckpt, root, split_seed):
                                eval=dataclasses.replace(cfg.eval, seed=split_seed))
 
 
+def scored_batches(cfg, args):
+    """The scored samples, read once: [(gray, ab_real, mask, {hint count: hints tuple})]."""
+    hinted = bool(cfg.model.hints)
+    counts = hint_counts(args.hints) if hinted else [0]
+    loader, _ = build_loader(cfg, "test", train=False, mask_spec=args.masks,
+                             batch_size=16, max_samples=args.max_samples, progress=False)
+    out = []
+    for b in loader:
+        gray, ab_real = color.rgb_uint8_to_model(b["rgb"])
+        mask, index = b["mask"], b["index"].tolist()
+        out.append((gray, ab_real, mask, {c: batch_fixed_hints(ab_real, mask, index, c, args.seed)
+                                          if hinted else () for c in counts}))
+    return out
+
+
+def compare(fp32, int8, batches, g=None, psnr=True):
+    """fp32 and int8 OnnxGenerators on the batches (and torch G_ema `g` against fp32) ->
+    {hint count: lists of per-sample values}."""
+    acc = {}
+    with torch.inference_mode():
+        for gray, ab_real, mask, by_count in tqdm(batches, desc="int8 error", unit="batch",
+                                                  mininterval=5, disable=not psnr):
+            for c, hints in by_count.items():
+                feed = [t.numpy() for t in (gray, mask, *hints)]
+                o32, o8 = (torch.from_numpy(r(*feed)) for r in (fp32, int8))
+                d = ((o8 - o32) * AB_SCALE).norm(dim=1)                  # (N,H,W), Lab units
+                m = mask[:, 0] > 0.5
+                a = acc.setdefault(c, {k: [] for k in ("d_ab", "d_ab_in", "d_ab_torch", "p99",
+                                                       "psnr_fp32", "psnr_int8")})
+                a["d_ab"] += d.flatten(1).mean(1).tolist()
+                a["d_ab_in"] += [d[j][m[j]].mean().item() for j in range(len(d)) if m[j].any()]
+                a["p99"].append(d.flatten())
+                if g is not None:
+                    ref = g(gray, mask, *hints).float()
+                    a["d_ab_torch"] += ((ref - o32) * AB_SCALE).norm(dim=1).flatten(1).mean(1).tolist()
+                if psnr:
+                    _, met = score_outputs(gray, ab_real, mask, [o32, o8])
+                    n = len(gray)
+                    a["psnr_fp32"] += met["psnr_in"][:n].tolist()
+                    a["psnr_int8"] += met["psnr_in"][n:].tolist()
+    return acc
+
+
+def per_layer(fp32_path, feeds, batches, args):
+    """Each Conv quantized alone (every other left in float) -> {node: mean d_ab, Lab}."""
+    import onnx   # the [onnx] extra
+    convs = [n.name for n in onnx.load(str(fp32_path)).graph.node if n.op_type == "Conv"]
+    fp32 = OnnxGenerator(fp32_path, threads=args.threads)
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="int8-layer-") as tmp:
+        for name in tqdm(convs, desc="per layer", unit="conv"):
+            dst = Path(tmp) / "one.onnx"
+            quantize.quantize_file(fp32_path, dst, feeds, exclude=[c for c in convs if c != name],
+                                   method=args.method)
+            acc = compare(fp32, OnnxGenerator(dst, threads=args.threads), batches, psnr=False)
+            out[name] = float(np.mean([np.mean(a["d_ab"]) for a in acc.values()]))
+    return out
+
+
 def measure(args):
     torch.manual_seed(0)
     cfg = _cfg(args.checkpoint, args.data_root, args.seed)
     g, _, _ = load_generator(args.checkpoint, "cpu")
+    batches = scored_batches(cfg, args)
     tmp = tempfile.TemporaryDirectory(prefix="int8-error-")
     fp32 = Path(tmp.name) / "fp32.onnx"
     export_onnx(args.checkpoint, fp32)
-    exclude = excluded(fp32, args.exclude)
+    extra = {"n_samples": sum(len(b[0]) for b in batches)}
     t0 = time.perf_counter()
     if args.int8:
         int8 = Path(args.int8)
     else:
         calib = args.calib_data or f"flowers17={args.data_root}:1"
         feeds = quantize.calibration_feeds(cfg, args.calib_images, calib)
+        if args.per_layer:
+            layers = per_layer(fp32, feeds, batches, args)
+            tmp.cleanup()
+            return None, dict(extra, per_layer=layers)
+        extra["excluded_nodes"] = excluded(fp32, args.exclude)
         int8 = Path(tmp.name) / "int8.onnx"
-        quantize.quantize_file(fp32, int8, feeds, exclude=exclude,
+        quantize.quantize_file(fp32, int8, feeds, exclude=extra["excluded_nodes"],
                                ops=None if args.ops == "all" else tuple(args.ops.split(",")),
                                method=args.method)
-    quant_s = time.perf_counter() - t0
-    if args.int8_out and not args.int8:
-        Path(args.int8_out).write_bytes(int8.read_bytes())
-    runs = {"fp32": OnnxGenerator(fp32, threads=args.threads),
-            "int8": OnnxGenerator(int8, threads=args.threads)}
-    hinted = bool(cfg.model.hints)
-    counts = hint_counts(args.hints) if hinted else [0]
-    loader, _ = build_loader(cfg, "test", train=False, mask_spec=args.masks,
-                             batch_size=16, max_samples=args.max_samples, progress=False)
-    acc = {c: {"d_ab": [], "d_ab_in": [], "d_ab_torch": [], "psnr_fp32": [], "psnr_int8": [],
-               "p99": []} for c in counts}
-    with torch.inference_mode():
-        for b in tqdm(loader, desc="int8 error", unit="batch", mininterval=5):
-            gray, ab_real = color.rgb_uint8_to_model(b["rgb"])
-            mask, index = b["mask"], b["index"].tolist()
-            for c in counts:
-                hints = batch_fixed_hints(ab_real, mask, index, c, args.seed) if hinted else ()
-                feed = [t.numpy() for t in (gray, mask, *hints)]
-                outs = {k: torch.from_numpy(r(*feed)) for k, r in runs.items()}
-                ref = g(gray, mask, *hints).float()
-                d = ((outs["int8"] - outs["fp32"]) * AB_SCALE).norm(dim=1)          # (N,H,W)
-                dt = ((ref - outs["fp32"]) * AB_SCALE).norm(dim=1)
-                m = mask[:, 0] > 0.5
-                a = acc[c]
-                a["d_ab"] += d.flatten(1).mean(1).tolist()
-                a["d_ab_in"] += [d[j][m[j]].mean().item() for j in range(len(d)) if m[j].any()]
-                a["d_ab_torch"] += dt.flatten(1).mean(1).tolist()
-                a["p99"].append(d.flatten())
-                _, met = score_outputs(gray, ab_real, mask, [outs["fp32"], outs["int8"]])
-                n = len(gray)
-                a["psnr_fp32"] += met["psnr_in"][:n].tolist()
-                a["psnr_int8"] += met["psnr_in"][n:].tolist()
+        if args.int8_out:
+            Path(args.int8_out).write_bytes(int8.read_bytes())
+    extra["quantize_s"] = time.perf_counter() - t0
+    acc = compare(OnnxGenerator(fp32, threads=args.threads), OnnxGenerator(int8, threads=args.threads),
+                  batches, g)
     tmp.cleanup()
-    return summarize(acc), {"quantize_s": quant_s, "excluded_nodes": exclude,
-                            "n_samples": len(acc[counts[0]]["d_ab"]), "hint_counts": counts}
+    return summarize(acc), dict(extra, hint_counts=list(acc))
 
 
 def _finite_mean(xs):
@@ -167,6 +205,8 @@ def parse_args(argv=None):
                    help="convs left in float: auto (quantize.float_convs), none, or comma-separated "
                    "first (the stem convs), last (the output convs), node names")
     p.add_argument("--int8", default="", help="an int8 file made elsewhere (no calibration here)")
+    p.add_argument("--per-layer", action="store_true",
+                   help="instead: each conv quantized alone, its mean d_ab (use --max-samples)")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--json", default="")
     return p.parse_args(argv)
@@ -175,6 +215,11 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     rows, extra = measure(args)
+    if rows is None:   # --per-layer
+        for name, v in extra["per_layer"].items():
+            print(f"{name:40s} {v:.3f} Lab")
+        _write(args, {"per_layer": extra["per_layer"], "n_samples": extra["n_samples"]})
+        return extra
     o = rows["overall"]
     verdict = "ship" if o["d_ab"] < 1.0 else "do not ship"
     for c, r in rows.items():
@@ -184,11 +229,15 @@ def main(argv=None):
               f"(change {r['psnr_in_change']:+.3f} dB)")
     print(f"{extra['n_samples']} samples; mean d_ab {o['d_ab']:.3f} Lab: {verdict} "
           f"(rule: < 1.0, margin {1.0 - o['d_ab']:+.3f})")
-    if args.json:
-        out = {"benchmark": "int8_error", "args": vars(args), "machine": common.cpu_model(),
-               "rows": rows, "rule": "ship if overall d_ab < 1.0 Lab", "verdict": verdict, **extra}
-        write_atomic(args.json, json.dumps(out, indent=2) + "\n")
+    _write(args, {"rows": rows, "rule": "ship if overall d_ab < 1.0 Lab", "verdict": verdict,
+                  **extra})
     return rows
+
+
+def _write(args, result):
+    if args.json:
+        out = {"benchmark": "int8_error", "args": vars(args), "machine": common.cpu_model(), **result}
+        write_atomic(args.json, json.dumps(out, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -112,6 +112,23 @@ def test_inference_json_torch_and_onnx_side_by_side(tmp_path):
     assert isinstance(ratio["hires_ms_median"]["met"], bool)
 
 
+def test_inference_int8_row_beside_fp32_onnx_on_a_hint_model(tmp_path):
+    pytest.importorskip("onnxruntime")
+    out = tmp_path / "inf.json"
+    inference.main(["--size", "32", "--hires", "64", "--batch", "2", "--steps", "1", "--hires-steps", "1",
+                    "--warmup", "0", "--backend", "onnx,int8", "--hints", "--isolate", "off",
+                    "--paired", "64", "--rounds", "2", "--json", str(out), *TINY_MODEL])
+    d = _load(out)
+    assert [(r["backend"], r["precision"], r["hints"]) for r in d["results"]] == [
+        ("onnx", "fp32", True), ("int8", "int8", True)]
+    assert all(r["images_per_s"] > 0 and r["hires_ms_median"] > 0 for r in d["results"])
+    (ratio,) = [r for r in d["ratios"] if r["backend"] == "int8"]
+    assert ratio["images_per_s_vs_onnx_fp32"] > 0 and ratio["hires_ms_median_vs_onnx_fp32"] > 0
+    (pair,) = d["paired"]     # both in one process, in turn
+    assert pair["size"] == 64 and pair["rounds"] == 2
+    assert pair["ratio_to_first"]["onnx fp32"] == 1 and pair["ratio_to_first"]["int8 int8"] > 0
+
+
 def test_pipeline_json_cache_is_built_once_then_reused(tmp_path):
     out = tmp_path / "pipe.json"
     pipeline.main(["--data", "samples", "--size", "32", "--batch", "2", "--workers", "0", "--batches", "2",

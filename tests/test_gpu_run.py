@@ -240,8 +240,8 @@ def test_plan_turns_the_rate_into_steps_and_intervals():
     dry = gpu_run.Settings(gpu_run.parse_args(["part1", "--dry-run", "--out", "/tmp/x"])[0])
     assert (dry.device, dry.bench_size, dry.bench_batch, dry.bench_width, dry.train_seconds) == (
         "cpu", 64, 4, 0.25, 60)
-    assert gpu_run.parse_args(["part2", "--out", "/x", "--", "--model.hint_fill", "input"])[1] == [
-        "--model.hint_fill", "input"]
+    assert gpu_run.parse_args(["part2", "--out", "/x", "--", "--hints.fill", "input"])[1] == [
+        "--hints.fill", "input"]
 
 
 def test_ship_splits_a_file_over_the_limit_into_parts_that_join(tmp_path, monkeypatch):

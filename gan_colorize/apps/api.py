@@ -158,6 +158,17 @@ class Colorizer:
         return cls(g, size=size or g.config.data.size, device="cpu", precision="fp32",
                    config=g.config)
 
+    @classmethod
+    def open(cls, checkpoint=None, backend="torch", device="auto", size=None, precision="auto"):
+        """The Colorizer of a tool's --checkpoint and --backend (gan-colorize, the demo):
+        backend 'onnx' -> from_onnx(checkpoint) (device and precision are the config's to check:
+        CPU, fp32), 'torch' -> from_checkpoint (checkpoint None or '' = the shipped default)."""
+        if backend == "onnx":
+            return cls.from_onnx(checkpoint, size=size)
+        if backend != "torch":
+            raise ValueError(f"backend must be torch or onnx, got {backend!r}")
+        return cls.from_checkpoint(checkpoint or None, device=device, size=size, precision=precision)
+
     @property
     def takes_hints(self):
         """True for a checkpoint trained with colour hints (hints.enabled)."""

@@ -191,11 +191,8 @@ def _open_colorizer(args, hint_files):
     """The Colorizer of --checkpoint / --backend (torch loads here, after the command line was
     checked, so that --help and a typo answer at once)."""
     from .api import Colorizer   # deferred: imports torch
-    if args.backend == "onnx":
-        colorizer = Colorizer.from_onnx(args.checkpoint, size=args.size or None)
-    else:
-        colorizer = Colorizer.from_checkpoint(args.checkpoint or None, device=args.device,
-                                              size=args.size or None, precision=args.precision)
+    colorizer = Colorizer.open(args.checkpoint, args.backend, device=args.device,
+                               size=args.size or None, precision=args.precision)
     if hint_files is not None and not colorizer.takes_hints:
         raise UserError("--hints: this checkpoint was trained without colour hints (hints.enabled "
                         "off); drop --hints or use a checkpoint trained with them")

@@ -1,6 +1,7 @@
 """The interactive demo: a local web page to paint where (a mask) and what (colour hints).
 
     gan-colorize-demo [--checkpoint C] [--device D] [--host 127.0.0.1] [--port 7860] ...
+    gan-colorize-demo --backend onnx --checkpoint model.onnx     # onnxruntime, as gan-colorize's
     python -m gan_colorize.demo ...                  # the same
 
 This module holds the handlers: plain functions of numpy arrays and file paths, with no Gradio
@@ -209,8 +210,8 @@ class Demo:
         from .api import Colorizer   # deferred: imports torch, after the command line was checked
         colorizer, error = None, None
         try:
-            colorizer = Colorizer.from_checkpoint(settings.checkpoint or None, device=settings.device,
-                                                  precision=settings.precision)
+            colorizer = Colorizer.open(settings.checkpoint, settings.backend,
+                                       device=settings.device, precision=settings.precision)
         except UserError as err:
             error = one_line(err)
         except Exception as err:   # a broken file can fail in torch in many ways
@@ -237,8 +238,9 @@ class Demo:
             return f"**error:** no model: the checkpoint did not load: {self.load_error}"
         cfg = self.colorizer.config
         what = "mask and colour hints" if self.takes_hints else "mask only (no colour hints)"
+        runtime = ", run by onnxruntime" if self.settings.backend == "onnx" else ""
         return (f"model: {self.settings.checkpoint or 'the shipped default checkpoint'} "
-                f"({cfg.model.generator}, trained at {cfg.data.size} px; takes {what})")
+                f"({cfg.model.generator}{runtime}, trained at {cfg.data.size} px; takes {what})")
 
     # -- reading the photo ------------------------------------------------------------------
 
@@ -420,6 +422,8 @@ class Demo:
         """The gan-colorize command that redoes a colorization from the downloaded files."""
         s = self.settings
         words = ["gan-colorize"]
+        if s.backend != "torch":
+            words += ["--backend", s.backend]
         if s.checkpoint:
             words += ["--checkpoint", s.checkpoint]
         if s.device != "auto":

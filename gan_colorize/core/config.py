@@ -153,6 +153,7 @@ class ColorizeConfig:
 @dataclass
 class DemoConfig:
     checkpoint: str = opt("", "checkpoint to colorize with; empty: the shipped default")
+    backend: str = opt("torch", "as gan-colorize's --backend: torch (a .pt) | onnx (an .onnx file, onnxruntime on the CPU in fp32; pip install -e '.[onnx]')")
     device: str = opt("auto", "auto | cpu | cuda")
     precision: str = opt("auto", "auto (bf16 where measured faster) | fp32 | bf16; as gan-colorize's, so the two agree")
     host: str = opt("127.0.0.1", "address to listen on; 0.0.0.0 opens the page to the whole network")
@@ -182,7 +183,10 @@ class DedupConfig:
 
 @dataclass
 class ExportConfig:
-    fp32: bool = opt(False, "export: keep float32 weights (else float16); export-onnx always writes float32")
+    fp32: bool = opt(False, "export: keep float32 weights (else float16); export-onnx writes float32")
+    int8: bool = opt(False, "export-onnx: quantize to int8 (onnxruntime static quantization calibrated on training crops; apps/quantize.py)")
+    calib_data: str = opt("", "export-onnx --int8: data to calibrate on, as data.mix (NAME=ROOT:WEIGHT,...); empty: the checkpoint's own training data")
+    calib_images: int = opt(64, "export-onnx --int8: training crops to calibrate on, >= 1")
 
 
 @dataclass
@@ -222,6 +226,7 @@ CHOICES = {
     "eval.split": ("train", "val", "test"),
     "eval.precision": ("auto", "fp32", "bf16"),
     "colorize.backend": ("torch", "onnx"),
+    "demo.backend": ("torch", "onnx"),
     "colorize.composite": ("none", "hard"),
     "colorize.precision": ("auto", "fp32", "bf16"),
     "demo.precision": ("auto", "fp32", "bf16"),
@@ -460,16 +465,18 @@ def _check_tools(cfg, need):
     need("colorize.size", c.size == 0 or 32 <= c.size <= 8192, "must be 0 or in [32, 8192]")
     need("colorize.batch_size", c.batch_size >= 1, "must be >= 1")
     need("colorize.seed", c.seed >= 0, "must be >= 0")
-    onnx = c.backend == "onnx"
-    need("colorize.checkpoint", not onnx or c.checkpoint,
-         "must name an .onnx file with --backend onnx (make one with python -m "
-         "gan_colorize.checkpoint export-onnx CHECKPOINT OUT.onnx)")
-    need("colorize.checkpoint", onnx or not c.checkpoint.lower().endswith(".onnx"),
-         "is an ONNX file: run it with --backend onnx")
-    need("colorize.device", not onnx or c.device in ("auto", "cpu"),
-         "is not available with --backend onnx, which runs on the CPU: use cpu or auto")
-    need("colorize.precision", not onnx or c.precision in ("auto", "fp32"),
-         "is not available with --backend onnx, which runs in fp32: use fp32 or auto")
+    for name, t in (("colorize", c), ("demo", dm)):   # the same backend rules for both tools
+        onnx = t.backend == "onnx"
+        need(f"{name}.checkpoint", not onnx or t.checkpoint,
+             "must name an .onnx file with --backend onnx (make one with python -m "
+             "gan_colorize.checkpoint export-onnx CHECKPOINT OUT.onnx)")
+        need(f"{name}.checkpoint", onnx or not t.checkpoint.lower().endswith(".onnx"),
+             "is an ONNX file: run it with --backend onnx")
+        need(f"{name}.device", not onnx or t.device in ("auto", "cpu"),
+             "is not available with --backend onnx, which runs on the CPU: use cpu or auto")
+        need(f"{name}.precision", not onnx or t.precision in ("auto", "fp32"),
+             "is not available with --backend onnx, which runs in fp32: use fp32 or auto")
+    need("export.calib_images", cfg.export.calib_images >= 1, "must be >= 1")
     need("demo.device", _device_ok(dm.device), "is not one of auto, cpu, cuda, cuda:N")
     need("demo.host", bool(dm.host.strip()), "must be an address, e.g. 127.0.0.1")
     need("demo.port", 1 <= dm.port <= 65535, "must be in [1, 65535]")

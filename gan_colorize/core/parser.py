@@ -37,7 +37,7 @@ COLORIZE = Tool("gan-colorize", {f"--{k.replace('_', '-')}": f"colorize.{k}" for
                                   "device", "precision", "seed")},
                 flags={"--sheet": "colorize.sheet"}, positional="INPUT", sections=("colorize",))
 DEMO = Tool("gan-colorize-demo", {f"--{k.replace('_', '-')}": f"demo.{k}" for k in
-                                   ("checkpoint", "device", "precision", "host", "port", "max_side",
+                                   ("checkpoint", "backend", "device", "precision", "host", "port", "max_side",
                                     "max_upload_mb", "max_megapixels")},
             sections=("demo",))
 MASK_PREVIEW = Tool("python -m gan_colorize.masks preview",
@@ -53,11 +53,13 @@ EXPORT = Tool("python -m gan_colorize.checkpoint export", {}, flags={"--fp32": "
               positional="SRC DST", n_positional=2, sections=("export",),
               about="G_ema + config only, float16 unless --fp32: SRC a training checkpoint, DST "
                     "the .pt to write")
-EXPORT_ONNX = Tool("python -m gan_colorize.checkpoint export-onnx", {}, positional="SRC DST",
+EXPORT_ONNX = Tool("python -m gan_colorize.checkpoint export-onnx",
+                   {"--calib-data": "export.calib_data", "--calib-images": "export.calib_images"},
+                   flags={"--int8": "export.int8"}, positional="SRC DST",
                    n_positional=2, sections=("export",),
-                   about="G_ema as an ONNX file (float32, config in its metadata) for onnxruntime "
-                         "and other runtimes; needs the [onnx] extra. SRC a training or exported "
-                         "checkpoint, DST the .onnx file to write")
+                   about="G_ema as an ONNX file (float32, or int8 with --int8; config in its "
+                         "metadata) for onnxruntime and other runtimes; needs the [onnx] extra. "
+                         "SRC a training or exported checkpoint, DST the .onnx file to write")
 ALIASES = TRAIN.aliases   # the training shorthands (bench and tests build training configs)
 
 

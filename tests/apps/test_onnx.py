@@ -288,3 +288,51 @@ def test_core_imports_no_onnx_and_a_missing_extra_is_one_line(models, monkeypatc
         Colorizer.from_onnx(path)
     with pytest.raises(UserError, match=r"needs the onnx package.*pip install -e '\.\[onnx\]'"):
         export_onnx(ck, path.with_name("never.onnx"))
+
+
+@pytest.mark.parametrize("name", ["unet11", "hints"])
+def test_demo_on_onnx_colours_as_the_demo_on_torch(models, name, tmp_path):
+    """gan-colorize-demo --backend onnx: the same handler, the network run by onnxruntime."""
+    from PIL import Image
+    from gan_colorize.apps.demo import Demo
+    from gan_colorize.core.config import DemoConfig
+    ck, path = models[name]
+    photo = tmp_path / "photo.png"
+    Image.fromarray(colourful(60, 80, 4)).save(photo)
+    layers = [np.zeros((60, 80, 4), np.uint8)]
+    layers[0][10:50, 5:60] = 255
+    if name == "hints":
+        layers.append(np.zeros((60, 80, 4), np.uint8))
+        layers[1][20:24, 20:24] = (30, 200, 40, 255)
+    value = {"background": None, "layers": layers, "composite": None}
+    outs = {}
+    for backend, checkpoint in (("torch", ck), ("onnx", path)):
+        demo = Demo.from_settings(DemoConfig(checkpoint=str(checkpoint), backend=backend,
+                                             device="cpu", precision="fp32"))
+        try:
+            assert demo.colorizer is not None, demo.load_error
+            assert demo.takes_hints == (name == "hints")
+            *_, files, message = demo.colorize(str(photo), value, False)
+            assert not message.startswith("**error"), message
+            outs[backend] = np.asarray(Image.open(files[0]))
+            if backend == "onnx":
+                assert "onnxruntime" in demo.status()
+                assert f"gan-colorize --backend onnx --checkpoint {path} " in message
+        finally:
+            demo.close()
+    a, b = (outs[k].astype(int) for k in ("torch", "onnx"))
+    assert a.shape == b.shape == (60, 80, 3) and np.abs(a - b).max() <= 1
+    assert np.abs(a[10:50, 5:60].std(-1)).mean() > 1     # coloured: not a trivial gray match
+
+
+def test_demo_backend_settings_are_checked_like_gan_colorize():
+    from gan_colorize.apps import demo as demo_mod
+    for argv, says in ((["--backend", "onnx"], "demo.checkpoint (--checkpoint): '' must name"),
+                       (["--checkpoint", "m.onnx"], "is an ONNX file: run it with --backend onnx"),
+                       (["--backend", "onnx", "--checkpoint", "m.onnx", "--device", "cuda"],
+                        "demo.device"),
+                       (["--backend", "onnx", "--checkpoint", "m.onnx", "--precision", "bf16"],
+                        "demo.precision")):
+        with pytest.raises(ConfigError, match=says.replace("(", r"\(").replace(")", r"\)")):
+            demo_mod.parse_args(argv)
+    assert demo_mod.parse_args(["--backend", "onnx", "--checkpoint", "m.onnx"]).backend == "onnx"

@@ -10,8 +10,8 @@ The photo's lightness (L of Lab, the only channel the network sees) is over-segm
 scales (segment_photo), once per photo: Felzenszwalb's graph segmentation at SCALES, fine to
 coarse, chosen by measurement against SLIC and watershed (results/select_iou.py, README). Each
 scale is a label map at the photo's full resolution, so regions follow its edges pixel for pixel
-(a photo over SEGMENT_PIXELS is segmented at that many pixels and its labels scaled up with
-nearest neighbour).
+(a photo over SEGMENT_PIXELS is segmented shrunk to that many pixels, and its labels are scaled
+up along the photo's own edges: upsample_labels).
 
 Clicks, applied in order to the mask (initially the `mask` given, or empty): a click at (x, y)
 adds (or, a removal click, takes away) the region under it at the coarsest scale whose region
@@ -32,11 +32,10 @@ import numpy as np
 from skimage.segmentation import felzenszwalb, slic, watershed
 
 from ..core.errors import UserError
-from ..data.mask_families import resize_nearest
 
-SCALES = (64, 256, 1024)      # Felzenszwalb's scale per level, fine to coarse (see the docstring)
-SEGMENT_PIXELS = 4_000_000    # a larger photo is segmented at this many pixels (time, memory)
-MAX_SHARE = 0.9               # a click never takes a region over this share of the photo
+SCALES = (128, 512, 2048)     # Felzenszwalb's scale per level, fine to coarse (see the docstring)
+SEGMENT_PIXELS = 500_000      # a larger photo is segmented shrunk to this many pixels
+MAX_SHARE = 0.5               # a click takes a larger region only when no level has a smaller
 METHODS = ("felzenszwalb", "slic", "watershed")
 
 
@@ -100,9 +99,35 @@ class Segmentation:
         return small[0] == small[0][y, x]
 
 
+def upsample_labels(lab, L):
+    """Labels int32 (h,w) of a shrunk photo -> (H,W), the size of its lightness L, following L's
+    edges: nearest neighbour, then each pixel near a boundary (whose 5x5 neighbourhood at (h,w)
+    holds more than one label: a shrunk edge is blurred over about two pixels) takes, of those
+    neighbours' labels, the one whose mean lightness is nearest its own. So a region's edge lies on the photo's edge at full resolution, not on
+    the blocks of the shrunk labels."""
+    (h, w), (H, W) = lab.shape, L.shape
+    rows = ((2 * np.arange(H) + 1) * h) // (2 * H)     # resize_nearest's source pixels
+    cols = ((2 * np.arange(W) + 1) * w) // (2 * W)
+    up = lab[rows[:, None], cols[None, :]]
+    mean = np.bincount(up.ravel(), L.ravel()) / np.maximum(np.bincount(up.ravel()), 1)
+    kernel = np.ones((5, 5), np.uint8)
+    mixed = cv2.dilate(lab.astype(np.float32), kernel) != cv2.erode(lab.astype(np.float32), kernel)
+    ys, xs = np.nonzero(mixed[rows[:, None], cols[None, :]])
+    if len(ys) == 0:
+        return up
+    r, c = rows[ys], cols[xs]
+    cand = np.stack([lab[np.clip(r + dy, 0, h - 1), np.clip(c + dx, 0, w - 1)]
+                     for dy in range(-2, 3) for dx in range(-2, 3)], axis=1)      # (N, 25)
+    best = np.argmin(np.abs(mean[cand] - L[ys, xs][:, None]), axis=1)
+    up[ys, xs] = cand[np.arange(len(ys)), best]
+    return up
+
+
 def segment_photo(image, method="felzenszwalb", scales=SCALES, max_pixels=SEGMENT_PIXELS):
     """uint8 photo (H,W) or (H,W,3) -> Segmentation of its lightness at `scales` (fine to
-    coarse), at full resolution (over max_pixels: segmented smaller, labels scaled up)."""
+    coarse), at full resolution: a photo over max_pixels is segmented shrunk to that many
+    pixels (so a scale means the same on any photo, and time stays bounded) and its labels
+    scaled up along the photo's edges (upsample_labels)."""
     L = lightness(image)
     h, w = L.shape
     s = min(1.0, (max_pixels / (h * w)) ** 0.5)
@@ -110,7 +135,7 @@ def segment_photo(image, method="felzenszwalb", scales=SCALES, max_pixels=SEGMEN
                                           interpolation=cv2.INTER_AREA)
     levels = [_labels(small, method, scale) for scale in scales]
     if small.shape != L.shape:
-        levels = [resize_nearest(lab, h, w) for lab in levels]
+        levels = [upsample_labels(lab, L) for lab in levels]
     return Segmentation(levels)
 
 

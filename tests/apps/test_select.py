@@ -105,6 +105,19 @@ def test_full_resolution_and_deterministic():
     assert select_mask(small, "60,40").shape == photo.shape[:2]
 
 
+def test_a_shrunk_segmentation_still_follows_the_edges_at_full_resolution():
+    """Segmented at 1/7 of the size, the labels are scaled up along the photo's edges: the
+    selected disk is the disk to a pixel, where nearest neighbour would be off by up to 7."""
+    rgb = np.full((672, 896, 3), 128, np.uint8)
+    cv2.circle(rgb, (300, 330), 150, (40, 30, 90), -1)
+    disk = (rgb[..., 0] == 40)
+    seg = segment_photo(rgb, max_pixels=12_288)           # 96 x 128
+    m = select_mask(seg, "300,330")
+    assert _close(m, disk)
+    up = np.kron(segment_photo(rgb[::7, ::7]).levels[0], np.ones((7, 7), np.int32))
+    assert not _close(up == up[330, 300], disk)            # what plain scaling would give
+
+
 def test_exported_from_the_package():
     assert gan_colorize.select_mask is select_mask
     assert gan_colorize.segment_photo is segment_photo

@@ -21,6 +21,9 @@ The page's values, as the handlers see them:
   `gan-colorize --mask` reads a file), so API callers may send the mask PNG they would give the
   CLI. Layers may be of any size with the photo's aspect ratio; they are scaled to the photo
   with nearest neighbour.
+- click to select (start_selection, click; demo_select.py): a click on the click view, the gray
+  photo at the editing size, adds (or removes) the photo's region under it to the mask layer
+  by gan_colorize.select_mask's rule; the clicks so far are a `gan-colorize --select` text.
 
 Every handler answers; none raises. Bad input (not an image, truncated, too large, a layer of
 another shape, a bad mask spec, a checkpoint that did not load) becomes a one-line message on

@@ -8,10 +8,11 @@
 
 The photo's lightness (L of Lab, the only channel the network sees) is over-segmented at a few
 scales (segment_photo), once per photo: Felzenszwalb's graph segmentation at SCALES, fine to
-coarse, chosen by measurement against SLIC and watershed (results/select_iou.py, README). Each
-scale is a label map at the photo's full resolution, so regions follow its edges pixel for pixel
-(a photo over SEGMENT_PIXELS is segmented shrunk to that many pixels, and its labels are scaled
-up along the photo's own edges: upsample_labels).
+coarse, chosen by measurement against SLIC and watershed at three scales and single levels
+(bench/select_iou.py; README, "Click to select"). Each scale is a label map at the photo's full
+resolution, so regions follow its edges pixel for pixel (a photo over SEGMENT_PIXELS is segmented
+shrunk to that many pixels, so that a scale means the same on any photo and the time stays
+bounded, and its labels are scaled up along the photo's own edges: upsample_labels).
 
 Clicks, applied in order to the mask (initially the `mask` given, or empty): a click at (x, y)
 adds (or, a removal click, takes away) the region under it at the coarsest scale whose region

@@ -88,9 +88,12 @@ def build(demo):
                                    value=False, elem_id="hard")
                 go = gr.Button("Colorize", variant="primary", elem_id="colorize")
             with gr.Column(scale=2):
+                # canvas_size smaller than any photo: Gradio 6.31 centres a layer sent by the
+                # server (a click, a preset, invert) in max(canvas, photo), so a 768x512 canvas
+                # drew the mask of a smaller photo shifted; the photo is fitted to the view anyway
                 editor = gr.ImageEditor(
                     label="paint here", sources=(), type="numpy", image_mode="RGBA",
-                    format="png", transforms=(), elem_id="editor", canvas_size=(768, 512),
+                    format="png", transforms=(), elem_id="editor", canvas_size=(64, 64),
                     layers=gr.LayerOptions(layers=names, allow_additional_layers=False),
                     brush=gr.Brush(colors=BRUSH_COLOURS, default_color=BRUSH_COLOURS[0],
                                    color_mode="defaults"),

@@ -135,19 +135,22 @@ def main(argv=None):
             "iou_mean_held_out": {n: round(float(a[HELD_OUT:, n - 1].mean()), 4) for n in CLICKS}
             if len(a) > HELD_OUT else None,
             "segment_ms_mean": round(1e3 * statistics.mean(r["seg_s"]), 1),
-            "click_ms_mean": round(1e3 * statistics.mean(r["click_s"]), 2) if r["click_s"] else None,
+            "click_ms_mean": (round(1e3 * statistics.mean(r["click_s"]), 2)
+                              if r["click_s"] else None),
         }
     out = {"photos": len(ids), "root": str(root), "cpu": cpu_model(),
            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
            "loadavg_start": load, "loadavg_end": list(os.getloadavg()),
-           "command": "OMP_NUM_THREADS=1 nice -n 10 python bench/select_iou.py " + " ".join(argv or sys.argv[1:]),
+           "command": ("OMP_NUM_THREADS=1 nice -n 10 python bench/select_iou.py "
+                       + " ".join(argv or sys.argv[1:])),
            "results": summary}
     write_atomic(args.out, json.dumps(out, indent=1) + "\n")
     print(f"{len(ids)} photos; {out['cpu']}; load avg {load[0]:.2f} at the start")
     print(f"{'segmentation':34s} " + " ".join(f"{n} click{'s' * (n > 1)}".rjust(16) for n in CLICKS)
           + "   seg ms  click ms")
     for name, s in summary.items():
-        cells = " ".join(f"{s['iou_mean'][n]:.3f} ({s['iou_median'][n]:.3f})".rjust(16) for n in CLICKS)
+        cells = " ".join(f"{s['iou_mean'][n]:.3f} ({s['iou_median'][n]:.3f})".rjust(16)
+                         for n in CLICKS)
         print(f"{name:34s} {cells} {s['segment_ms_mean']:8.1f} {s['click_ms_mean']:9.2f}")
     print(f"IoU mean (median); wrote {args.out}")
     return 0

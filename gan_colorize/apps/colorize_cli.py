@@ -255,7 +255,8 @@ def _read_chunk(args, inputs, span, masks, hint_files, report):
         if note:
             report(f"note: {path}: {note}" + (f" ({src})" if src else ""))
         if not mask.any():
-            drawn = f"--select {args.select}" if args.select else f"--mask {args.mask} --seed {args.seed}"
+            drawn = (f"--select {args.select}" if args.select
+                     else f"--mask {args.mask} --seed {args.seed}")
             report(f"warning: {path}: mask {src or drawn}: {empty_mask_message(raw)}")
         chunk.append((i, rgb, mask, hint))
     return chunk, n_bad

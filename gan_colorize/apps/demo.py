@@ -329,8 +329,8 @@ class Demo:
         mask, clicks, message = self.selections.click(path, layers[0] if layers else None,
                                                       clicks, remove, xy)
         vh, vw = entry["gray"].shape[:2]
-        value = {"background": entry["gray"], "composite": None,
-                 "layers": [mask_layer(resize_nearest(mask, vh, vw))] + self._kept_hints(editor, vh, vw)}
+        layers = [mask_layer(resize_nearest(mask, vh, vw))] + self._kept_hints(editor, vh, vw)
+        value = {"background": entry["gray"], "layers": layers, "composite": None}
         return value, self.selections.view(entry, mask), clicks, message
 
     def _write(self, stem, out, mask, hints):

@@ -66,8 +66,8 @@ def _labels(L, method, scale):
     elif method == "slic":    # scale: the number of superpixels asked for
         lab = slic(L, n_segments=int(scale), compactness=0.1, channel_axis=None, start_label=0)
     elif method == "watershed":   # scale: the number of compact basins, on the Sobel gradient
-        lab = watershed(cv2.magnitude(cv2.Sobel(L, cv2.CV_32F, 1, 0), cv2.Sobel(L, cv2.CV_32F, 0, 1)),
-                        markers=int(scale), compactness=0.001) - 1
+        gradient = cv2.magnitude(cv2.Sobel(L, cv2.CV_32F, 1, 0), cv2.Sobel(L, cv2.CV_32F, 0, 1))
+        lab = watershed(gradient, markers=int(scale), compactness=0.001) - 1
     else:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     return lab.astype(np.int32)
@@ -104,8 +104,8 @@ def upsample_labels(lab, L):
     """Labels int32 (h,w) of a shrunk photo -> (H,W), the size of its lightness L, following L's
     edges: nearest neighbour, then each pixel near a boundary (whose 5x5 neighbourhood at (h,w)
     holds more than one label: a shrunk edge is blurred over about two pixels) takes, of those
-    neighbours' labels, the one whose mean lightness is nearest its own. So a region's edge lies on the photo's edge at full resolution, not on
-    the blocks of the shrunk labels."""
+    neighbours' labels, the one whose mean lightness is nearest its own. So a region's edge
+    lies on the photo's edge at full resolution, not on the blocks of the shrunk labels."""
     (h, w), (H, W) = lab.shape, L.shape
     rows = ((2 * np.arange(H) + 1) * h) // (2 * H)     # resize_nearest's source pixels
     cols = ((2 * np.arange(W) + 1) * w) // (2 * W)

@@ -104,7 +104,8 @@ def select_in_browser(driver, url, photo, clicks, hard=True, timeout=60):
     message = _upload(driver, url, photo, timeout)
     said = []
     for x, y in clicks:
-        img = _wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#click-view img"), timeout)[0]
+        img = _wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#click-view img"),
+                    timeout)[0]
         _wait(driver, lambda d: d.execute_script("return arguments[0].complete && "
                                                  "arguments[0].naturalWidth > 0", img), timeout)
         driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", img)
@@ -118,7 +119,8 @@ def select_in_browser(driver, url, photo, clicks, hard=True, timeout=60):
         # the answer is in when the view is a new file and the message names another click (while
         # the request runs, the old message shows with a timer added to it)
         before, src = message.text.split("(pixels")[0], img.get_attribute("src")
-        ActionChains(driver).move_to_element_with_offset(img, round(dx), round(dy)).click().perform()
+        chain = ActionChains(driver).move_to_element_with_offset(img, round(dx), round(dy))
+        chain.click().perform()
         _wait(driver, lambda d: "error" in message.text or (
             "added the region" in message.text and message.text.split("(pixels")[0] != before
             and d.execute_script("const i = document.querySelector('#click-view img'); "

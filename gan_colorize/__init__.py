@@ -9,7 +9,7 @@ import os
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 __version__ = "0.1.0"
-__all__ = ["Colorizer", "__version__"]
+__all__ = ["Colorizer", "segment_photo", "select_mask", "__version__"]
 
 
 def __getattr__(name):
@@ -17,4 +17,7 @@ def __getattr__(name):
     if name == "Colorizer":
         from .apps.api import Colorizer
         return Colorizer
+    if name in ("select_mask", "segment_photo"):   # click to select (apps/select.py)
+        from .apps import select
+        return getattr(select, name)
     raise AttributeError(f"module 'gan_colorize' has no attribute {name!r}")

@@ -7,6 +7,14 @@ grammar): input i, its position in the expanded input list (arguments in order, 
 in sorted order), gets MaskSampler(spec).sample(H, W, masks.mask_rng(--seed, i), image=rgb) at
 full resolution, so the same command always draws the same masks.
 
+CLI --select "x,y;x,y;-x,y" (or a text file of such points, ';' or newlines between them), instead
+of --mask: click to select (select.py), the mask of each input is select_mask(photo, points),
+the regions of the photo under the clicks (a leading '-' removes), points in pixels of the input
+at full resolution. It reproduces a selection made on the demo page, whose message gives the
+option. --mask and --select together are refused: the demo's downloaded STEM_mask.png already
+holds the selection with whatever was painted over it. An input that a point falls outside of is
+reported and skipped.
+
 CLI outputs, in --out, at each input's full resolution: <stem>_color.png, <stem>_mask.png (the
 mask used, white = colour) and with --sheet <stem>_sheet.png (gray | mask | output). Files found
 inside an input folder keep their sub-folder under --out. An input is never written to: a target
@@ -28,6 +36,7 @@ from ..core.parser import COLORIZE, cli_main, parse_tool
 from ..core.specs import MASK_EXTS, MaskSpecError
 from ..data.masks import MaskSampler, mask_rng
 from .inputs import DEFAULT_CHECKPOINT, EmptyMaskWarning, empty_mask_message, prepare_mask
+from .select import check_points, parse_points, select_mask
 
 INTRO = ("Colorizes images only where a mask says so. Outputs <stem>_color.png and "
          "<stem>_mask.png (and\n<stem>_sheet.png with --sheet) at the input's resolution. "
@@ -39,9 +48,13 @@ def parse_args(argv):
     """-> (cfg.colorize settings, input paths), validated; the one config parser."""
     cfg, inputs = parse_tool(argv, COLORIZE, intro=INTRO)
     c = cfg.colorize
-    for flag, value in (("--mask", c.mask), ("--out", c.out)):
-        if not value:
-            raise UserError(f"{flag} is required (see --help)")
+    if c.mask and c.select:
+        raise UserError("--mask and --select both given: use one (a mask the demo downloaded "
+                        "already holds its selection)")
+    if not (c.mask or c.select):
+        raise UserError("--mask (or --select) is required (see --help)")
+    if not c.out:
+        raise UserError("--out is required (see --help)")
     if not inputs:
         raise UserError("no INPUT given: name image files or folders (see --help)")
     return c, inputs
@@ -138,13 +151,16 @@ class _HintSource:
 
 
 class _MaskSource:
-    """--mask: a file (every input), a folder (by stem), or a family spec (seeded per input)."""
+    """--mask: a file (every input), a folder (by stem), or a family spec (seeded per input);
+    or --select: click points (every input)."""
 
-    def __init__(self, spec, seed):
+    def __init__(self, spec, seed, select=""):
         self.spec, self.seed = spec, seed
-        self.file = self.folder = self.sampler = None
+        self.file = self.folder = self.sampler = self.points = None
         path = os.path.expanduser(spec)
-        if os.path.isfile(path):
+        if select:
+            self.points = _read_points(select)
+        elif os.path.isfile(path):
             self.file = path
             self.file_mask = self._read(path, "--mask: ")   # refused before a model is loaded
         elif os.path.isdir(path):
@@ -173,6 +189,9 @@ class _MaskSource:
 
     def get(self, index, path, rgb):
         """-> (raw mask array, its source file or None). UserError when there is none."""
+        if self.points is not None:
+            check_points(self.points, *rgb.shape[:2], where=f"{path} (--select)")
+            return select_mask(rgb, self.points), None
         if self.sampler is not None:
             h, w = rgb.shape[:2]
             m, _ = self.sampler.sample(h, w, mask_rng(self.seed, index), image=rgb)
@@ -185,6 +204,21 @@ class _MaskSource:
             raise UserError(f"skipped {path}: no mask for it in {self.folder} "
                             f"(looked for {stem}.png/.jpg/.jpeg or {stem}_mask.*)")
         return self._read(src, f"skipped {path}: "), src
+
+
+def _read_points(select):
+    """--select: the points, or a text file of them -> [(x, y, add)]; UserError, one line."""
+    path = os.path.expanduser(select)
+    if os.path.isfile(path):
+        try:
+            text = Path(path).read_text()
+        except (OSError, UnicodeDecodeError) as err:
+            raise UserError(f"--select {select}: cannot read it: {err}") from None
+        select = ";".join(text.split())
+    try:
+        return parse_points(select)
+    except UserError as err:
+        raise UserError(f"--select: {err}") from None
 
 
 def _open_colorizer(args, hint_files):
@@ -218,7 +252,8 @@ def _read_chunk(args, inputs, span, masks, hint_files, report):
         if note:
             report(f"note: {path}: {note}" + (f" ({src})" if src else ""))
         if not mask.any():
-            drawn = f"--mask {args.mask} --seed {args.seed}"
+            drawn = (f"--select {args.select}" if args.select
+                     else f"--mask {args.mask} --seed {args.seed}")
             report(f"warning: {path}: mask {src or drawn}: {empty_mask_message(raw)}")
         chunk.append((i, rgb, mask, hint))
     return chunk, n_bad
@@ -261,7 +296,7 @@ def _write_outputs(chunk, outs, inputs, targets, report):
 def main(argv=None):
     """`gan-colorize --mask SPEC --out DIR [options] INPUT...`; see the module docstring."""
     args, paths = parse_args(sys.argv[1:] if argv is None else argv)
-    masks = _MaskSource(args.mask, args.seed)
+    masks = _MaskSource(args.mask, args.seed, args.select)
     hint_files = _HintSource(args.hints) if args.hints else None
     inputs, errors = _collect_inputs(paths, args.out)
     for line in errors:

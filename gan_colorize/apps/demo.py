@@ -22,6 +22,9 @@ The page's values, as the handlers see them:
   `gan-colorize --mask` reads a file), so API callers may send the mask PNG they would give the
   CLI. Layers may be of any size with the photo's aspect ratio; they are scaled to the photo
   with nearest neighbour.
+- click to select (start_selection, click; demo_select.py): a click on the click view, the gray
+  photo at the editing size, adds (or removes) the photo's region under it to the mask layer
+  by gan_colorize.select_mask's rule; the clicks so far are a `gan-colorize --select` text.
 
 Every handler answers; none raises. Bad input (not an image, truncated, too large, a layer of
 another shape, a bad mask spec, a checkpoint that did not load) becomes a one-line message on
@@ -40,128 +43,26 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from ..core.errors import UserError
-from ..core.imageio import ALPHA_MIN, BadImageError, read_image
+from ..core.imageio import BadImageError, read_image
 from ..core.parser import DEMO, cli_main, one_line, parse_tool
 from ..core.specs import parse_spec
 from ..data.mask_families import resize_nearest
 from ..data.masks import MaskSampler, mask_rng
-from .inputs import EmptyMaskWarning, prepare_mask
+# the images and layers (demo_images.py), also importable from here as before the split
+from .demo_images import (check_layer_shape, editing_shape, gray_view, layer_hints,  # noqa: F401
+                          layer_mask, mask_layer, outlined, save_view, shrink)
+from .demo_select import Selections
+from .inputs import EmptyMaskWarning
 
 
 LOG = logging.getLogger("gan_colorize.demo")
-MASK_ALPHA = 176      # masks the page draws (presets, invert): see-through, yet >= ALPHA_MIN
 KEPT_REQUESTS = 8     # request folders kept on disk; Gradio copies the files out as it answers
 # families a web user may ask for: file= would read server files, segmentation needs a dataset
 PRESET_REFUSED = ("file", "segmentation")
 INSTALL_HINT = ("the demo needs Gradio, in the demo extra: pip install -e '.[demo]' (in a "
                 "checkout) or pip install 'gan_colorize[demo]'")
-
-
-# ---------------------------------------------------------------------------------------------
-# images and layers
-
-def editing_shape(h, w, max_side):
-    """The size the photo is shown and painted at: (h, w) shrunk, aspect kept, so that the longer
-    side is at most max_side (rounded, >= 1)."""
-    s = min(1.0, max_side / max(h, w))
-    return max(1, round(h * s)), max(1, round(w * s))
-
-
-def shrink(rgb, h, w):
-    """uint8 (H,W,C) -> uint8 (h,w,C) for display; area-averaged (PIL's box filter)."""
-    if rgb.shape[:2] == (h, w):
-        return rgb
-    return np.asarray(Image.fromarray(rgb).resize((w, h), Image.Resampling.BOX))
-
-
-def gray_view(rgb):
-    """uint8 (H,W,3) -> uint8 (H,W,3), R = G = B: the photo as the network sees it, its L shown
-    as sRGB gray. For ab = 0, Lab -> sRGB gives R = G = B = the sRGB curve of the luminance Y, so
-    that is computed directly (a table to linear light, color.py's Y weights, the curve back),
-    about 10x faster than the round trip through Lab and equal to the Colorizer's gray (an empty
-    mask, hard composite) to one level."""
-    from ..core.color import XYZ_FROM_RGB   # deferred: imports torch (the demo starts without it)
-    levels = np.arange(256) / 255
-    linear = np.where(levels > 0.04045, ((levels + 0.055) / 1.055) ** 2.4, levels / 12.92)
-    y = (linear.astype(np.float32) * XYZ_FROM_RGB[1].numpy().astype(np.float32)[:, None]).T
-    lum = y[rgb[..., 0], 0] + y[rgb[..., 1], 1] + y[rgb[..., 2], 2]     # (H,W) in [0,1]
-    srgb = np.where(lum > 0.0031308, 1.055 * np.maximum(lum, 0.0031308) ** (1 / 2.4) - 0.055,
-                    12.92 * lum)
-    g = np.clip(np.rint(srgb * 255), 0, 255).astype(np.uint8)
-    return np.repeat(g[..., None], 3, axis=2)
-
-
-def check_layer_shape(layer, h, w, what):
-    """A layer (h',w',C) must have the photo's (h, w) aspect ratio, to one pixel of rounding at
-    the layer's scale; else the layer was painted on another photo: UserError."""
-    lh, lw = layer.shape[:2]
-    if layer.ndim != 3 or layer.shape[2] not in (3, 4) or lh < 1 or lw < 1:
-        raise UserError(f"the {what} layer must be an RGB or RGBA image, got shape {layer.shape}")
-    if abs(lh * w - lw * h) > max(h, w):
-        raise UserError(f"the {what} layer is {lw}x{lh} but the photo is {w}x{h}: it was painted "
-                        "on another photo; paint it again on this one")
-
-
-def layer_mask(layer, h, w):
-    """The mask layer -> bool (h, w): painted pixels (alpha >= 128), or, for a layer without any
-    transparent pixel, a mask image read as gan-colorize reads one (luminance >= 0.5). Scaled to
-    (h, w) with nearest neighbour. None (nothing painted) -> all False."""
-    if layer is None:
-        return np.zeros((h, w), bool)
-    check_layer_shape(layer, h, w, "mask")
-    if layer.shape[2] == 4 and (layer[..., 3] < ALPHA_MIN).any():
-        on = layer[..., 3] >= ALPHA_MIN
-    else:
-        on = prepare_mask(layer, *layer.shape[:2])[0] > 0.5
-    return resize_nearest(on, h, w)
-
-
-def layer_hints(layer, h, w):
-    """The hints layer -> uint8 (h, w, 4), a hints image as `gan-colorize --hints` reads one:
-    alpha 255 and the painted colour where alpha >= 128, all 0 elsewhere (so the PNG holds
-    nothing but the hints). Scaled with nearest neighbour. None, or nothing painted -> None."""
-    if layer is None:
-        return None
-    check_layer_shape(layer, h, w, "hints")
-    if layer.shape[2] == 3:
-        on = np.ones(layer.shape[:2], bool)
-    else:
-        on = layer[..., 3] >= ALPHA_MIN
-    if not on.any():
-        return None
-    rgba = np.zeros(layer.shape[:2] + (4,), np.uint8)
-    rgba[on, :3] = layer[on, :3]
-    rgba[on, 3] = 255
-    return np.ascontiguousarray(resize_nearest(rgba, h, w))
-
-
-def mask_layer(mask):
-    """bool (h, w) -> an editor layer uint8 (h, w, 4): white at alpha MASK_ALPHA where True (the
-    photo shows through, and it still counts as painted), clear elsewhere."""
-    layer = np.zeros(mask.shape + (4,), np.uint8)
-    layer[mask] = (255, 255, 255, MASK_ALPHA)
-    return layer
-
-
-def save_view(rgb, path):
-    """A view for the page: lossless WebP at the fastest setting. Lossless, because a view must
-    show exactly where colour is (JPEG rings colour up to a block, 8 px, past a strong edge);
-    WebP, because it encodes 2-5x faster than PNG at a smaller size. The downloads are PNGs."""
-    Image.fromarray(rgb).save(path, format="WEBP", lossless=True, quality=0, method=0)
-
-
-def outlined(rgb, mask, hints=None):
-    """A view with the mask's outline (a 1-px black or white ring just outside it, hints.draw_
-    hints) and, when given, the hints in their colour: rgb uint8 (h,w,3), mask bool (h,w), hints
-    uint8 (h,w,4) or None -> uint8 (h,w,3)."""
-    from ..data.hints import draw_hints   # deferred: imports torch
-    out = draw_hints(rgb, mask)
-    if hints is not None:
-        out = draw_hints(out, hints[..., 3] >= ALPHA_MIN, hints[..., :3])
-    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -203,6 +104,7 @@ class Demo:
         self.colorizer = colorizer
         self.load_error = load_error
         self.workdir = Path(tempfile.mkdtemp(prefix="gan-colorize-demo-"))
+        self.selections = Selections(self.read_photo, self._view_shape, self.workdir)
 
     @classmethod
     def from_settings(cls, settings):
@@ -282,9 +184,9 @@ class Demo:
         h, w = rgb.shape[:2]
         vh, vw = self._view_shape(rgb)
         shown = f"; shown and painted at {vw}x{vh}" if (vh, vw) != (h, w) else ""
-        what = ("paint the **mask** layer where colour may go, and the **hints** layer with the "
-                "colour you want there" if self.takes_hints else
-                "paint the **mask** layer where colour may go")
+        what = ("paint the **mask** layer where colour may go (or click to select), and the "
+                "**hints** layer with the colour you want there" if self.takes_hints else
+                "paint the **mask** layer where colour may go, or click to select")
         LOG.info("photo %s: %dx%d", Path(path).name, w, h)
         return self._editor(rgb, []), f"{Path(path).name}: {w}x{h}{shown}. Now {what}."
 
@@ -361,7 +263,7 @@ class Demo:
         rgb = self.read_photo(path)
         h, w = rgb.shape[:2]
         layers = (editor or {}).get("layers") or []
-        mask = layer_mask(layers[0] if layers else None, h, w)
+        mask = self.selections.full_mask(path, layers[0] if layers else None, h, w)
         hints = layer_hints(layers[1], h, w) if len(layers) > 1 else None
         notes = []
         if hints is not None and not self.takes_hints:
@@ -403,6 +305,35 @@ class Demo:
                      + self.command(Path(path).name, [Path(f).name for f in files[1:]], composite)
                      + "`")
         return str(view_files[0]), str(view_files[1]), [str(f) for f in files], "\n\n".join(lines)
+
+    # -- click to select (demo_select.py; the selection itself is select.py's) --------------
+
+    def start_selection(self, path):
+        """photo path -> (click view or None, clicks ''): segments a new photo once, for its
+        clicks. Never raises: a photo that cannot be read was said by load_photo already."""
+        try:
+            return (self.selections.start(path) if path else None), ""
+        except UserError:
+            return None, ""
+        except Exception:   # the page must answer whatever went wrong
+            LOG.exception("start_selection failed")
+            return None, ""
+
+    @_answering("editor", None, "clicks")
+    def click(self, path, editor, clicks, remove, xy):
+        """A click at xy = (x, y) on the click view: add (remove False) or take away the photo's
+        region there, on the mask layer as it is now -> (editor, click view, clicks, message);
+        clicks: the clicks so far as `gan-colorize --select` takes them."""
+        if not path:
+            raise UserError("upload a photo first")
+        entry = self.selections.entry(path)
+        layers = (editor or {}).get("layers") or []
+        mask, clicks, message = self.selections.click(path, layers[0] if layers else None,
+                                                      clicks, remove, xy)
+        vh, vw = entry["gray"].shape[:2]
+        layers = [mask_layer(resize_nearest(mask, vh, vw))] + self._kept_hints(editor, vh, vw)
+        value = {"background": entry["gray"], "layers": layers, "composite": None}
+        return value, self.selections.view(entry, mask), clicks, message
 
     def _write(self, stem, out, mask, hints):
         """The downloads, in a fresh request folder -> (folder, [color, mask(, hints)] paths)."""

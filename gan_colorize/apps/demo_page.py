@@ -1,16 +1,19 @@
 """The demo's web page: demo.py's handlers laid out with Gradio, and the server around them.
 
 The only module of the package that imports gradio (the demo extra); demo.main imports it after
-checking that gradio is there. Layout, top to bottom: the model line; photo upload; the editor
-(layers "mask" and, with a hint-capable checkpoint, "hints"; brush, eraser, colour palette);
-mask tools (family preset + seed, invert, clear); `composite hard`; Colorize; gray input and
-output side by side, the mask outlined; the downloads and the message.
+checking that gradio is there. Layout, top to bottom: the model line; photo upload; click to
+select (a click on the gray photo adds the region under it to the mask, or with "remove" takes
+it away: demo_select.py); the editor (layers "mask" and, with a hint-capable checkpoint, "hints";
+brush, eraser, colour palette); mask tools (family preset + seed, invert, clear); `composite
+hard`; Colorize; gray input and output side by side, the mask outlined; the downloads and the
+message.
 
 API (gradio_client), each named as below: load_photo(photo) -> (editor, message);
 colorize(photo, editor, hard) -> (input view, output view, downloads, message);
 preset_mask(photo, editor, spec, seed), invert_mask(editor), clear_mask(editor) -> (editor,
 message). `editor` is {"background": file or None, "layers": [mask file, hints file],
-"composite": None}; see demo.py for how the layers are read.
+"composite": None}; see demo.py for how the layers are read. A click is not in the API (it needs
+the page's click coordinates): `gan-colorize --select` and gan_colorize.select_mask do the same.
 """
 import json
 import socket
@@ -63,6 +66,14 @@ def build(demo):
             with gr.Column(scale=1):
                 photo = gr.File(label="Photo (colour or gray; only its lightness is used)",
                                 file_types=["image"], type="filepath", elem_id="photo")
+                gr.Markdown("**Click to select**: a click on the photo below adds the region "
+                            "under it to the mask (it shows tinted); with *remove*, a click "
+                            "takes it away. The brush and eraser refine it on the right.")
+                mode = gr.Radio(["add", "remove"], value="add", show_label=False,
+                                elem_id="click-mode")
+                click_view = gr.Image(show_label=False, type="filepath", interactive=False,
+                                      buttons=[], elem_id="click-view")
+                clicks = gr.State("")
                 gr.Markdown("Layer **mask** (the first layer): paint where colour may go; "
                             f"the brush colour does not matter there. {hint_text}")
                 with gr.Row():
@@ -77,9 +88,12 @@ def build(demo):
                                    value=False, elem_id="hard")
                 go = gr.Button("Colorize", variant="primary", elem_id="colorize")
             with gr.Column(scale=2):
+                # canvas_size smaller than any photo: Gradio 6.31 centres a layer sent by the
+                # server (a click, a preset, invert) in max(canvas, photo), so a 768x512 canvas
+                # drew the mask of a smaller photo shifted; the photo is fitted to the view anyway
                 editor = gr.ImageEditor(
                     label="paint here", sources=(), type="numpy", image_mode="RGBA",
-                    format="png", transforms=(), elem_id="editor", canvas_size=(768, 512),
+                    format="png", transforms=(), elem_id="editor", canvas_size=(64, 64),
                     layers=gr.LayerOptions(layers=names, allow_additional_layers=False),
                     brush=gr.Brush(colors=BRUSH_COLOURS, default_color=BRUSH_COLOURS[0],
                                    color_mode="defaults"),
@@ -98,7 +112,14 @@ def build(demo):
                             interactive=False, elem_id="downloads")
 
         rename = RENAME_LAYERS_JS.replace("NAMES", json.dumps(names))
-        photo.change(demo.load_photo, photo, [editor, message], api_name="load_photo")
+        photo.change(demo.load_photo, photo, [editor, message], api_name="load_photo").then(
+            demo.start_selection, photo, [click_view, clicks], api_visibility="private")
+
+        def on_click(path, value, so_far, how, evt: gr.SelectData):
+            return demo.click(path, value, so_far, how == "remove", evt.index)
+        click_view.select(on_click, [photo, editor, clicks, mode],
+                          [editor, click_view, clicks, message],
+                          api_visibility="private").then(None, js=rename)
         preset_btn.click(demo.preset_mask, [photo, editor, spec, seed], [editor, message],
                          api_name="preset_mask").then(None, js=rename)
         invert_btn.click(demo.invert_mask, editor, [editor, message],

@@ -139,6 +139,7 @@ class ColorizeConfig:
     checkpoint: str = opt("", "checkpoint to colorize with; empty: the shipped default")
     backend: str = opt("torch", "torch: --checkpoint is a .pt run by PyTorch | onnx: an .onnx file from `python -m gan_colorize.checkpoint export-onnx`, run by onnxruntime on the CPU in fp32 (pip install -e '.[onnx]')")
     mask: str = opt("", "a mask file (every input), a folder of masks (by file stem) or a family spec")
+    select: str = opt("", "click to select, instead of --mask: points x,y;x,y (a leading - removes), in pixels of each input, or a text file of them; the mask is the photo's regions under them (gan_colorize.select_mask)")
     hints: str = opt("", "colour hints: an RGBA PNG (every input) or a folder of them (STEM.png or STEM_hints.png); opaque pixels give their colour")
     out: str = opt("", "output folder")
     composite: str = opt("none", "hard: force ab = 0 outside the mask; none: the raw output")

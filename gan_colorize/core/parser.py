@@ -33,7 +33,7 @@ EVALUATE = Tool("evaluate.py", {"--checkpoint": "eval.checkpoint", "--out": "eva
                                 "--device": "eval.device", "--precision": "eval.precision"},
                 sections=("eval", "hints", "data", "masks"))
 COLORIZE = Tool("gan-colorize", {f"--{k.replace('_', '-')}": f"colorize.{k}" for k in
-                                 ("checkpoint", "backend", "mask", "hints", "out", "composite", "size", "batch_size",
+                                 ("checkpoint", "backend", "mask", "select", "hints", "out", "composite", "size", "batch_size",
                                   "device", "precision", "seed")},
                 flags={"--sheet": "colorize.sheet"}, positional="INPUT", sections=("colorize",))
 DEMO = Tool("gan-colorize-demo", {f"--{k.replace('_', '-')}": f"demo.{k}" for k in

@@ -393,4 +393,5 @@ def test_invert_and_clear_the_mask(hinted):
 
 def test_hints_alpha_rule_is_the_hints_modules():
     from gan_colorize.data import hints
-    assert demo_mod.ALPHA_MIN == hints.ALPHA_MIN
+    from gan_colorize.apps import demo_images
+    assert demo_images.ALPHA_MIN == hints.ALPHA_MIN

@@ -147,3 +147,36 @@ def test_a_browser_paints_a_stroke_and_sees_colour_only_there(served, files):
     far = ~ndimage.binary_dilation(mask, iterations=4)
     assert inside.any() and chroma[inside].mean() > 40, "no colour inside the stroke"
     assert chroma[far].max() <= 12 and chroma[far].mean() < 1, "colour far outside the stroke"
+
+
+def test_a_browser_selects_two_regions_by_clicks_and_sees_colour_only_there(served, tmp_path):
+    """Upload, two clicks on the click view (a dark disk and a bright rectangle), Colorize: the
+    mask is select_mask's for the clicks the page reports, coloured inside and gray outside."""
+    reason = demo_browser.browser_missing()
+    if reason:
+        pytest.skip(f"no browser to drive: {reason}")
+    import cv2
+    from gan_colorize.apps.select import select_mask
+    rgb = np.full((300, 400, 3), 128, np.uint8)
+    cv2.circle(rgb, (110, 150), 70, (40, 30, 90), -1)
+    rgb[60:240, 240:370] = (240, 220, 60)
+    Image.fromarray(rgb).save(tmp_path / "shapes.png")
+    driver = demo_browser.open_browser(timeout=TIMEOUT)
+    watchdog = threading.Timer(4 * TIMEOUT, driver.quit)
+    watchdog.start()
+    try:
+        shown = demo_browser.select_in_browser(driver, served[1], tmp_path / "shapes.png",
+                                               [(110, 150), (305, 150)], hard=True,
+                                               timeout=TIMEOUT)
+    finally:
+        watchdog.cancel()
+        driver.quit()
+    assert shown["clicks"] is not None and shown["clicks"].count(";") == 1, shown["said"]
+    points = [tuple(int(v) for v in p.split(",")) for p in shown["clicks"].split(";")]
+    assert len(points) == 2 and abs(points[0][0] - 110) <= 3 and abs(points[1][1] - 150) <= 3
+    mask, out = shown["downloads"]["mask"], shown["downloads"]["color"]
+    assert np.array_equal(mask, select_mask(rgb, shown["clicks"]))
+    assert 0.3 < mask.mean() < 0.5          # the disk (~13%) and the rectangle (~20%)
+    chroma = demo_browser.chroma(out)
+    assert (chroma[~mask] == 0).all(), "colour outside the selection"
+    assert (chroma[mask] > 0).mean() > 0.95, "the selection is not coloured"

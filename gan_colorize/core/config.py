@@ -155,6 +155,19 @@ class DemoConfig:
 
 
 @dataclass
+class BenchmarkConfig:
+    set: str = opt("", "export: a named test set, which sets data.name, eval.masks, masks.pairing random and data.min_ab_range 0 (the whole split) unless given: bsds500 (human object masks) | intel_scenes (blobs, superpixels, rect) | flowers17 (impa) | samples (the embedded photos); data.root is still needed")
+    out: str = opt("", "export: the cases folder to write | fill: the outputs folder to write | score: the report folder (default <outputs>/score)")
+    cases: str = opt("", "fill, score: a cases folder written by export")
+    outputs: str = opt("", "score: a method's outputs: <outputs>/<N>/<case id>.png per hint count N (any image format and size)")
+    size: int = opt(0, "export: 0 = each image's centre square at full resolution | N = evaluate.py's samples at --eval.size N exactly (a multiple of 32)")
+    hints: str = opt("0,1,3,10", "export: the hint counts; each count's hints are evaluate.py's fixed hints of the sample")
+    truth: str = opt("", "export: the folder of the ground truth, kept apart from the cases; empty: <out>/truth")
+    method: str = opt("levin", "fill: the hint fill without learning to run on the cases: mean | nearest | levin")
+    name: str = opt("", "score: the method's name in the report; empty: the outputs folder's name")
+
+
+@dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     masks: MaskConfig = field(default_factory=MaskConfig)
@@ -164,6 +177,7 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
     colorize: ColorizeConfig = field(default_factory=ColorizeConfig)
     demo: DemoConfig = field(default_factory=DemoConfig)
+    benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
     preset: str = ""                 # the preset this config was built from, for run names
 
     def to_dict(self):
@@ -190,6 +204,7 @@ CHOICES = {
     "colorize.composite": ("none", "hard"),
     "colorize.precision": ("auto", "fp32", "bf16"),
     "demo.precision": ("auto", "fp32", "bf16"),
+    "benchmark.set": ("", "bsds500", "intel_scenes", "flowers17", "samples"),
 }
 # eval.baselines: the hint fills without learning that evaluate.py scores (hint_fill.py)
 HINT_BASELINES = ("mean", "nearest", "levin")
@@ -415,6 +430,16 @@ def _check_tools(cfg, need):
     need("demo.max_side", 64 <= dm.max_side <= 16384, "must be in [64, 16384]")
     for k in ("max_upload_mb", "max_megapixels"):
         need(f"demo.{k}", math.isfinite(getattr(dm, k)) and getattr(dm, k) > 0, "must be > 0")
+    b = cfg.benchmark
+    need("benchmark.size", b.size == 0 or (b.size >= 32 and b.size % 32 == 0),
+         "must be 0 (full resolution) or a positive multiple of 32")
+    try:
+        hint_counts(b.hints)
+        counts_ok = True
+    except ValueError:
+        counts_ok = False
+    need("benchmark.hints", counts_ok, "must be distinct hint counts >= 0, e.g. 0,1,3,10")
+    need("benchmark.method", b.method in HINT_BASELINES, f"must be one of {', '.join(HINT_BASELINES)}")
 
 
 def save_config(cfg, path):

@@ -1,5 +1,5 @@
 """The one command-line parser of every tool (train.py, evaluate.py, gan-colorize, the demo,
-export, the mask preview, dedup): a Tool says what its command line accepts besides
+the benchmark, export, the mask preview, dedup): a Tool says what its command line accepts besides
 --config and --section.key VALUE; parse_command_line builds the Config, cli_main turns a
 UserError into one line on stderr.
 """
@@ -36,6 +36,10 @@ DEMO = Tool("gan-colorize-demo", {f"--{k.replace('_', '-')}": f"demo.{k}" for k 
                                    ("checkpoint", "device", "precision", "host", "port", "max_side",
                                     "max_upload_mb", "max_megapixels")},
             sections=("demo",))
+BENCHMARK = Tool("python -m gan_colorize.benchmark",
+                 {f"--{k}": f"benchmark.{k}" for k in
+                  ("set", "out", "cases", "outputs", "size", "hints", "truth", "method", "name")},
+                 positional="COMMAND", sections=("benchmark", "data", "eval", "masks"))
 ALIASES = TRAIN.aliases   # the training shorthands (bench and tests build training configs)
 
 

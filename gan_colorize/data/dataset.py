@@ -108,6 +108,12 @@ class MaskedImageDataset(torch.utils.data.Dataset):
             seg = _centre_crop(resize_short(seg, self.size, interp=cv2.INTER_NEAREST_EXACT), self.size)
         return img, seg
 
+    def _mask(self, i, img, seg, rng):
+        """The mask of item i on its view img (size x size) -> (mask float32 (h,w), family)."""
+        if self.fixed is not None:
+            return self.fixed[i % len(self.fixed)]
+        return self.sampler.sample(self.size, self.size, rng, image=img, segmentation=seg)
+
     def __getitem__(self, key):
         if isinstance(key, (tuple, list)):
             epoch, pos, i = (int(k) for k in key)
@@ -126,10 +132,7 @@ class MaskedImageDataset(torch.utils.data.Dataset):
             img, seg = self._eval_view(img, seg)
         img = np.ascontiguousarray(img)
         seg = np.ascontiguousarray(seg) if seg is not None else None
-        if self.fixed is not None:
-            mask, family = self.fixed[i % len(self.fixed)]
-        else:
-            mask, family = self.sampler.sample(self.size, self.size, rng, image=img, segmentation=seg)
+        mask, family = self._mask(i, img, seg, rng)
         item = {
             "rgb": torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))),
             "mask": torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32)[None]),

@@ -204,10 +204,11 @@ CHOICES = {
     "colorize.composite": ("none", "hard"),
     "colorize.precision": ("auto", "fp32", "bf16"),
     "demo.precision": ("auto", "fp32", "bf16"),
-    "benchmark.set": ("", "bsds500", "intel_scenes", "flowers17", "samples"),
 }
 # eval.baselines: the hint fills without learning that evaluate.py scores (hint_fill.py)
 HINT_BASELINES = ("mean", "nearest", "levin")
+# benchmark.set: the benchmark's named test sets (their keys: eval/benchmark_sets.py)
+BENCHMARK_SETS = ("bsds500", "intel_scenes", "flowers17", "samples")
 # Keys that were renamed: giving the old one is an error that names the new one. Saved configs
 # (checkpoints, config.json) with an old key still load, under the new name.
 RENAMED = {"masks.eval": "masks.preview"}
@@ -439,6 +440,8 @@ def _check_tools(cfg, need):
     except ValueError:
         counts_ok = False
     need("benchmark.hints", counts_ok, "must be distinct hint counts >= 0, e.g. 0,1,3,10")
+    need("benchmark.set", b.set in ("",) + BENCHMARK_SETS,
+         f"is not one of {', '.join(BENCHMARK_SETS)} (or empty: the data and eval keys as given)")
     need("benchmark.method", b.method in HINT_BASELINES, f"must be one of {', '.join(HINT_BASELINES)}")
 
 

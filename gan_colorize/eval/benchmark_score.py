@@ -12,7 +12,11 @@ photo's own L, against the photo under the mask, by the one scoring core (scorin
 metrics.compute_metrics); a method's lightness is not scored, as the model's is not in
 evaluate.py. Two variants of every output:
   raw          the output as it is: what it paints outside the mask counts as leak
-  composited   ab = 0 outside the mask (gan-colorize --composite hard): leak 0 by construction
+  composited   ab = 0 outside the mask (gan-colorize --composite hard), derived from the raw
+               scores: leak, leak_px, edge_leak are 0 by construction; fill, psnr_in, auc_in and
+               hint_err look only inside the mask, so they are the raw ones; ssim_in (its window
+               crosses the mask's edge), psnr (whole image) and colorfulness are not recomputed
+               (null), which halves the scoring time at full resolution
 and on the same cases `gray` (ab = 0 everywhere) and `oracle` (the photo's ab inside the mask).
 hint_err compares the output with the hints of the hint file the method was given.
 
@@ -136,20 +140,37 @@ class _Case:
             self.hints[n] = (hint_ab[None], hint_mask[None])
 
 
+# the composited variant (ab = 0 outside the mask) of a scored output, without a second scoring:
+# metrics that look only inside the mask are the raw ones, the outside ones are 0 by construction,
+# and those whose windows or sums cross the mask's edge are not recomputed (null)
+INSIDE_ONLY = ("fill", "psnr_in", "auc_in", "colorfulness_desired", "hint_err")
+ZERO_OUTSIDE = ("leak", "leak_px", "edge_leak")
+
+
+def composited(row):
+    """A raw output's metric row -> its composited row (see INSIDE_ONLY, ZERO_OUTSIDE)."""
+    out = {}
+    for name, v in row.items():
+        if name in INSIDE_ONLY:
+            out[name] = v
+        elif name in ZERO_OUTSIDE:
+            out[name] = torch.where(torch.isnan(v), v, torch.zeros_like(v))
+        else:
+            out[name] = torch.full_like(v, float("nan"))
+    return out
+
+
 def _score_case(cs, outs, counts):
     """Metric rows of one case: {("raw"|"composited", N) | "gray" | "oracle": {metric: (1,)}}."""
-    raw = [outs[n] for n in counts]
-    comp = [o * cs.mask for o in raw]
     lab_out, m = score_outputs(cs.gray, cs.ab, cs.mask,
-                               raw + comp + [torch.zeros_like(cs.ab), cs.ab * cs.mask])
-    rows = {}
-    keys = [(v, n) for v in VARIANTS for n in counts] + ["gray", "oracle"]
-    for k, key in enumerate(keys):
-        rows[key] = {name: v[k:k + 1] for name, v in m.items()}
-        if key not in ("gray", "oracle"):
-            hint_ab, hint_mask = cs.hints[key[1]]
-            rows[key]["hint_err"] = hint_err(lab_out[k:k + 1, 1:], color.denormalize_ab(hint_ab),
-                                             hint_mask)
+                               [outs[n] for n in counts] + [torch.zeros_like(cs.ab), cs.ab * cs.mask])
+    rows = {key: {name: v[k:k + 1] for name, v in m.items()}
+            for k, key in enumerate([("raw", n) for n in counts] + ["gray", "oracle"])}
+    for k, n in enumerate(counts):
+        hint_ab, hint_mask = cs.hints[n]
+        rows[("raw", n)]["hint_err"] = hint_err(lab_out[k:k + 1, 1:], color.denormalize_ab(hint_ab),
+                                                hint_mask)
+        rows[("composited", n)] = composited(rows[("raw", n)])
     return rows
 
 

@@ -187,3 +187,25 @@ def test_the_hint_fills_enter_through_the_same_door(cases, mean_outputs, tmp_pat
     rows = (tmp_path / "mean" / "metrics.csv").read_text().splitlines()
     assert rows[0].startswith("source,variant,hints,group,n,leak")
     assert any(r.startswith("mean,composited,3,overall,5,0,") for r in rows)
+
+
+def test_the_composited_row_is_what_scoring_the_composite_gives(cases):
+    """The composited variant is derived, not scored again: its inside-only metrics must equal a
+    real scoring of ab * mask, its outside ones 0, and the others are left out (NaN)."""
+    from gan_colorize.eval.benchmark_score import INSIDE_ONLY, composited
+    from gan_colorize.eval.scoring import score_outputs
+    gen = torch.Generator().manual_seed(0)
+    ab = torch.rand(2, 2, 32, 32, generator=gen) - 0.5
+    gray = torch.rand(2, 1, 32, 32, generator=gen) * 2 - 1
+    mask = torch.zeros(2, 1, 32, 32)
+    mask[:, :, 8:24, 4:20] = 1
+    out = torch.rand(2, 2, 32, 32, generator=gen) - 0.5
+    _, m = score_outputs(gray, ab, mask, [out, out * mask])
+    raw = {k: v[:2] for k, v in m.items()}
+    real = {k: v[2:] for k, v in m.items()}
+    derived = composited(raw)
+    for name in INSIDE_ONLY[:-1]:
+        assert torch.allclose(derived[name], real[name], atol=1e-9), name
+    for name in ("leak", "leak_px", "edge_leak"):
+        assert torch.equal(derived[name], real[name]) and (real[name] == 0).all()
+    assert torch.isnan(derived["ssim_in"]).all() and not torch.isnan(real["ssim_in"]).any()

@@ -94,8 +94,8 @@ class FullResolution(MaskedImageDataset):
     """evaluate.py's eval items (dataset `ds`: same images, order, masks' and hints' seeds) at
     each image's own resolution: the centre square of the original at its shorter side."""
 
-    def __init__(self, ds, records):   # noqa: the parent's state is ds's, copied
-        self.__dict__.update(ds.__dict__)
+    def __init__(self, ds, records):
+        self.__dict__.update(ds.__dict__)   # ds's state (ids, sampler, seed, pairing), not a rebuild
         self.cache = _Originals(ds.cache, records)
         self._fixed_at = {}
 

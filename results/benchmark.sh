@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Issue 24: the benchmark's leaderboard (RESULTS.md, "The benchmark"). Every method enters the
 # same way: the exported cases in, its outputs scored by `python -m gan_colorize.benchmark score`.
-#   bash results/benchmark.sh [SET...]   # SET: bsds500 | intel_scenes (default: both), full resolution
+#   bash results/benchmark.sh [SET...]   # SET: bsds500 | intel_scenes | intel_colour (default: all), full resolution
+#                                        # intel_colour: the Intel test folder less its 60 nearly gray photos
 #   bash results/benchmark.sh check64    # BSDS500 at evaluate.py's 64 px: the benchmark's x8 row
 #                                        # beside evaluate.py's (results/hints_64/x8_fill_input)
 # Rows: the three hint fills without learning (mean, nearest, levin), the shipped model x8
@@ -15,7 +16,10 @@ OUT=${OUT:-runs/benchmark}
 REPORTS=${REPORTS:-results/benchmark}
 X7=${X7:-runs/x7_meanfit_default.pt}
 if [[ ! -f $X7 ]]; then mkdir -p "$(dirname "$X7")"; git show 5d15e4b:gan_colorize/checkpoints/default.pt > "$X7"; fi
-declare -A ROOT=([bsds500]=$SHARED/bsds500 [intel_scenes]=$SHARED/intel_scenes)
+declare -A ROOT=([bsds500]=$SHARED/bsds500 [intel_scenes]=$SHARED/intel_scenes [intel_colour]=$SHARED/intel_scenes)
+# each set: the benchmark's named set, and keys on top of it
+declare -A SET=([bsds500]="--set bsds500" [intel_scenes]="--set intel_scenes"
+                [intel_colour]="--set intel_scenes --data.min_ab_range 5")
 declare -A CKPT=([x8]=gan_colorize/checkpoints/default.pt [x7]=$X7)
 HINTS=(0 1 3 10)
 # one thread each, niced: the machine is shared
@@ -26,7 +30,8 @@ export_cases() {
   local set=$1 size=$2 dir=$3
   [[ -f $dir/manifest.json ]] && return
   rm -rf "$dir"
-  run gan_colorize.benchmark export --set "$set" --data.root "${ROOT[$set]}" --size "$size" \
+  # shellcheck disable=SC2086
+  run gan_colorize.benchmark export ${SET[$set]} --data.root "${ROOT[$set]}" --size "$size" \
     --hints "$(IFS=,; echo "${HINTS[*]}")" --out "$dir"
 }
 
@@ -62,7 +67,7 @@ if [[ ${1:-} == check64 ]]; then
   exit 0
 fi
 SETS=("$@")
-[[ ${#SETS[@]} -eq 0 ]] && SETS=(bsds500 intel_scenes)
+[[ ${#SETS[@]} -eq 0 ]] && SETS=(bsds500 intel_scenes intel_colour)
 for set in "${SETS[@]}"; do
   cases=$OUT/$set/cases
   export_cases "$set" 0 "$cases"

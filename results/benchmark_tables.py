@@ -14,7 +14,8 @@ import math
 from pathlib import Path
 
 SETS = {"bsds500": "BSDS500 test (200 photos), human object masks, full resolution (321 x 321)",
-        "intel_scenes": "Intel scenes test folder (all 1020), blobs / superpixels / rect, full resolution (80 px)"}
+        "intel_scenes": "Intel scenes test folder (all 1020), blobs / superpixels / rect, full resolution (80 px)",
+        "intel_colour": "Intel scenes test folder less its 60 nearly gray photos (960), as above"}
 METHODS = {"mean": "mean hint colour", "nearest": "nearest hint", "levin": "Levin et al. 2004",
            "x7": "x7 (shipped before)", "x8": "x8 (shipped, default.pt)"}
 HINTS = ("0", "1", "3", "10")

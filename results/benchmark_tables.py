@@ -29,7 +29,10 @@ def load(path):
 
 
 def fmt(v, spec="+.2f"):
-    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    text = format(v, spec)
+    return text.replace("-", "+") if float(text) == 0 else text   # no "-0.00"
 
 
 def table(root, s):

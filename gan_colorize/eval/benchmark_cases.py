@@ -195,7 +195,8 @@ def _write_case(ds, i, counts, seed, out, truth):
         md5["hints"][str(c)] = pixels_md5(rgba)
         n_hinted[str(c)] = int(hint_mask.sum())
     key = ds.cache.keys[int(ds.ids[i // ds.n_masks])]
-    return {"id": cid, "index": i, "source": key, "family": ds.sampler.families[int(item["family"])],
+    return {"id": cid, "index": i, "source": key, "seed": seed,
+            "family": ds.sampler.families[int(item["family"])],
             "shape": list(rgb.shape[:2]), "coverage": round(float(mask.mean()), 6),
             "hinted_px": n_hinted, "md5": md5, "truth_md5": pixels_md5(rgb)}
 

@@ -40,6 +40,7 @@ setup(
             "gan-colorize-evaluate=gan_colorize.apps.evaluate_cli:main",
             "gan-colorize-masks=gan_colorize.data.masks:main",
             "gan-colorize-demo=gan_colorize.apps.demo:main",
+            "gan-colorize-benchmark=gan_colorize.apps.benchmark_cli:main",
         ]
     },
 )

@@ -37,7 +37,7 @@ from gan_colorize.apps.inputs import DEFAULT_CHECKPOINT  # noqa: E402
 from gan_colorize.apps.onnx_backend import OnnxGenerator, export_onnx  # noqa: E402
 from gan_colorize.core import color  # noqa: E402
 from gan_colorize.core.atomic import write_atomic  # noqa: E402
-from gan_colorize.core.config import hint_counts  # noqa: E402
+from gan_colorize.core.checks import hint_counts  # noqa: E402
 from gan_colorize.data.dataset import build_loader  # noqa: E402
 from gan_colorize.data.hints import batch_fixed_hints  # noqa: E402
 from gan_colorize.eval.scoring import score_outputs  # noqa: E402

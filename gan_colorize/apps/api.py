@@ -48,7 +48,7 @@ from ..data import hints as hint_io
 from ..data.hints import Hints, model_inputs
 from ..model.checkpoint import load_generator
 from ..model.networks import pad_to_multiple, unpad
-from .inputs import (COMPOSITES, DEFAULT_CHECKPOINT, EmptyMaskWarning, _as_rgb, empty_mask_message,
+from .inputs import (COMPOSITES, DEFAULT_CHECKPOINT, EmptyMaskWarning, as_rgb, empty_mask_message,
                      prepare_mask, working_shape)
 from .onnx_backend import OnnxGenerator
 
@@ -107,6 +107,16 @@ def fit_gamut(lab, tol=GAMUT_TOL, steps=GAMUT_STEPS):
 def _to_uint8(rgb):
     """rgb (1,3,H,W) in [0,1] -> numpy uint8 (H,W,3)."""
     return (rgb[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
+
+
+def lab_to_uint8(L, ab):
+    """L (1,1,H,W) and ab (1,2,H,W), Lab units -> numpy uint8 (H,W,3): the colour fitted into
+    sRGB (fit_gamut); pixels with ab = 0 come out exactly gray."""
+    lab = fit_gamut(torch.cat([L, ab], 1))
+    rgb = lab_to_rgb(lab)
+    # ab = 0 gives R = G = B only to float precision; equalise so rounding keeps it gray
+    neutral = (lab[:, 1:] == 0).all(1, keepdim=True)
+    return _to_uint8(torch.where(neutral, rgb.mean(1, keepdim=True), rgb))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -197,7 +207,7 @@ class Colorizer:
                             "drop the hints or use a checkpoint trained with them")
         items = []
         for k, (image, mask) in enumerate(zip(images, masks)):
-            rgb = _as_rgb(image)
+            rgb = as_rgb(image)
             m, note = prepare_mask(mask, *rgb.shape[:2])
             if note:
                 warnings.warn(note, stacklevel=2)
@@ -257,8 +267,4 @@ class Colorizer:
                            antialias=True)
         if composite == "hard":
             ab = ab * m_full
-        lab = fit_gamut(torch.cat([L, denormalize_ab(ab)], 1))
-        rgb = lab_to_rgb(lab)
-        # ab = 0 gives R = G = B only to float precision; equalise so rounding keeps it gray
-        neutral = (lab[:, 1:] == 0).all(1, keepdim=True)
-        return _to_uint8(torch.where(neutral, rgb.mean(1, keepdim=True), rgb))
+        return lab_to_uint8(L, denormalize_ab(ab))

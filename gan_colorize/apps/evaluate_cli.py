@@ -8,7 +8,8 @@ import re
 import sys
 from pathlib import Path
 
-from ..core.config import RENAMED, ConfigError, check
+from ..core.checks import check
+from ..core.config import RENAMED, ConfigError
 from ..core.errors import UserError
 from ..core.parser import EVALUATE, cli_main, parse_command_line, parse_overrides, usage, with_alias
 

@@ -17,7 +17,7 @@ COMPOSITES = ("none", "hard")
 # ---------------------------------------------------------------------------------------------
 # arrays in
 
-def _as_rgb(image):
+def as_rgb(image):
     """uint8 (H,W) | (H,W,1) | (H,W,3) | (H,W,4) -> uint8 (H,W,3)."""
     a = np.asarray(image)
     if a.dtype != np.uint8:

@@ -3,12 +3,10 @@
 A config is built in three layers: the dataclass defaults below (our default recipe on the
 embedded `samples` photos), then a YAML preset (`--config configs/NAME.yaml` or just `NAME`),
 then command-line overrides `--section.key value` (or `--section.key=value`). It is validated
-before any work starts; every mistake is a ConfigError with one line that names the key.
+before any work starts (checks.py); every mistake is a ConfigError with one line that names the key.
 """
 import dataclasses
 import json
-import math
-import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -16,8 +14,7 @@ import yaml
 
 from .atomic import write_atomic
 from .errors import UserError
-from .specs import (DATASETS, MaskSpecError, MixSpecError, check_mask_spec, check_roots, is_fixed,
-                    parse_mix, resolve_spec)
+from .specs import DATASETS
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 
@@ -76,6 +73,7 @@ class HintsConfig:
     baselines: str = opt("mean,nearest,levin", "evaluate.py: hint baselines scored beside a hint model at each hint count > 0 (hint_fill.py): any of mean, nearest, levin, comma-separated; empty: none")
     val: str = opt("0,10", "hint counts that validation while training scores for a hint model (a model without hints: 0)")
     preview: int = opt(5, "hints on each sample of a hint model's preview grid while training")
+    benchmark: str = opt("0,1,3,10", "benchmark export: the hint counts written per case, each evaluate.py's fixed hints of the sample")
 
 
 @dataclass
@@ -191,6 +189,18 @@ class ExportConfig:
 
 
 @dataclass
+class BenchmarkConfig:
+    set: str = opt("", "export: a named test set, which sets data.name, eval.masks, masks.pairing random and data.min_ab_range 0 (the whole split) unless given: bsds500 (human object masks) | intel_scenes (blobs, superpixels, rect) | flowers17 (impa) | samples (the embedded photos); data.root is still needed")
+    out: str = opt("", "export: the cases folder to write | fill: the outputs folder to write | score: the report folder (default <outputs>/score)")
+    cases: str = opt("", "fill, score: a cases folder written by export")
+    outputs: str = opt("", "score: a method's outputs: <outputs>/<N>/<case id>.png per hint count N (any image format and size)")
+    size: int = opt(0, "export: 0 = each image's centre square at full resolution | N = evaluate.py's samples at --eval.size N exactly (a multiple of 32)")
+    truth: str = opt("", "export: the folder of the ground truth, kept apart from the cases; empty: <out>/truth")
+    method: str = opt("levin", "fill: the hint fill without learning to run on the cases: mean | nearest | levin")
+    name: str = opt("", "score: the method's name in the report; empty: the outputs folder's name")
+
+
+@dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     masks: MaskConfig = field(default_factory=MaskConfig)
@@ -204,6 +214,7 @@ class Config:
     mask_preview: MaskPreviewConfig = field(default_factory=MaskPreviewConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
+    benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
     preset: str = ""                 # the preset this config was built from, for run names
 
     def to_dict(self):
@@ -234,6 +245,8 @@ CHOICES = {
 }
 # hints.baselines: the hint fills without learning that evaluate.py scores (hint_fill.py)
 HINT_BASELINES = ("mean", "nearest", "levin")
+# benchmark.set: the benchmark's named test sets (their keys: eval/benchmark_sets.py)
+BENCHMARK_SETS = ("bsds500", "intel_scenes", "flowers17", "samples")
 # Keys that were renamed, old -> new. An old key still works wherever a key is read (command
 # lines, YAML presets, saved configs in checkpoints and config.json), under its new name.
 RENAMED = {"masks.eval": "masks.preview",
@@ -354,136 +367,6 @@ def from_dict(d):
     _apply_dict(cfg, {k: v for k, v in d.items() if k != "preset"}, "config dict", renamed_ok=True)
     cfg.preset = d.get("preset", "")
     return cfg
-
-
-def check(cfg, check_paths=True, training=True):
-    """Raise ConfigError naming the first bad key; cheap, so it runs before any work.
-    training=False (evaluation) skips the checks that only the training loader needs."""
-    for key, allowed in CHOICES.items():
-        section, name = key.split(".")
-        value = getattr(getattr(cfg, section), name)
-        if value not in allowed:
-            raise ConfigError(f"{key}: {value!r} is not one of {', '.join(allowed)}")
-
-    def need(key, ok, what):
-        if not ok:
-            section, name = key.split(".")
-            raise ConfigError(f"{key}: {getattr(getattr(cfg, section), name)!r} {what}")
-
-    d, t, l, e = cfg.data, cfg.train, cfg.loss, cfg.eval
-    _check_tools(cfg, need)
-    need("data.size", d.size >= 32 and d.size % 32 == 0, "must be a positive multiple of 32")
-    need("eval.size", e.size == 0 or (e.size >= 32 and e.size % 32 == 0),
-         "must be 0 or a positive multiple of 32")
-    need("data.workers", d.workers >= 0, "must be >= 0")
-    need("data.min_ab_range", d.min_ab_range >= 0, "must be >= 0")
-    need("data.val_fraction", 0 <= d.val_fraction < 1, "must be in [0, 1)")
-    need("data.test_fraction", 0 <= d.test_fraction < 1 and d.val_fraction + d.test_fraction < 1,
-         "must be in [0, 1) with val_fraction + test_fraction < 1")
-    need("model.width", 0 < cfg.model.width <= 8, "must be in (0, 8]")
-    need("hints.fill", cfg.hints.fill == "none" or cfg.hints.enabled,
-         "needs hints.enabled true (it spreads the hints)")
-    for k in ("lr_g", "lr_d"):
-        need(f"train.{k}", math.isfinite(getattr(t, k)) and getattr(t, k) > 0, "must be > 0")
-    for k in ("beta1", "beta2"):
-        need(f"train.{k}", 0 <= getattr(t, k) < 1, "must be in [0, 1)")
-    need("train.ema_decay", 0 <= t.ema_decay < 1, "must be in [0, 1)")
-    need("train.decay_start", 0 <= t.decay_start < 1, "must be in [0, 1)")
-    for k in ("steps", "batch_size", "log_every", "sample_every", "ckpt_every", "latest_every",
-              "max_bad_steps"):
-        need(f"train.{k}", getattr(t, k) >= 1, "must be >= 1")
-    need("train.eval_every", t.eval_every >= 0, "must be >= 0 (0: no validation)")
-    need("train.eval_samples", t.eval_samples >= 1, "must be >= 1")
-    need("eval.batch_size", e.batch_size >= 1, "must be >= 1")
-    need("eval.max_samples", e.max_samples >= 0, "must be >= 0")
-    need("loss.label_smoothing", 0 <= l.label_smoothing < 0.5, "must be in [0, 0.5)")
-    need("loss.huber_delta", l.huber_delta > 0, "must be > 0")
-    for k in ("adv_weight", "l1_weight", "mask_weight_in", "mask_weight_out"):
-        need(f"loss.{k}", math.isfinite(getattr(l, k)) and getattr(l, k) >= 0, "must be >= 0")
-    if d.name != "samples" and not d.mix:   # data.mix replaces data.name / data.root
-        need("data.root", bool(d.root), f"must be set for data.name={d.name}")
-        if check_paths:
-            need("data.root", os.path.isdir(os.path.expanduser(d.root)), "does not exist or is not a folder")
-    if d.mix:
-        try:
-            parse_mix(d.mix)
-            if check_paths:
-                check_roots(d.mix)
-        except MixSpecError as err:
-            raise ConfigError(f"data.mix: {err}") from None
-    if t.init_from and check_paths:
-        need("train.init_from", os.path.isfile(os.path.expanduser(t.init_from)), "is not a file")
-    if t.resume not in ("", "auto") and check_paths:
-        need("train.resume", os.path.isfile(t.resume), "is not a file (use auto or a checkpoint path)")
-
-    # The data code trusts what is checked here: the names above, the fractions, and pairing=all
-    # only with fixed training masks. A spec may be a bare mask file or folder (resolve_spec).
-    for key, spec in (("masks.train", cfg.masks.train), ("masks.preview", cfg.masks.preview),
-                      ("eval.masks", e.masks)):
-        try:
-            entries = check_mask_spec(resolve_spec(spec))
-        except MaskSpecError as err:
-            raise ConfigError(f"{key}: {err}") from None
-        if training and key == "masks.train" and cfg.masks.pairing == "all" and not is_fixed(entries):
-            raise ConfigError(f"masks.pairing: 'all' needs fixed mask families (impa, full, empty, "
-                              f"file), got {spec!r}")
-    return cfg
-
-
-def _device_ok(name):
-    return name in ("auto", "cpu", "cuda") or (name.startswith("cuda:") and name[5:].isdigit())
-
-
-def hint_counts(text):
-    """hints.eval '0,1,2,5' -> [0, 1, 2, 5]; ValueError when it is not a list of counts >= 0."""
-    counts = [int(x) for x in str(text).split(",") if x.strip()]
-    if not counts or min(counts) < 0 or len(set(counts)) != len(counts):
-        raise ValueError(text)
-    return counts
-
-
-def baseline_names(text):
-    """hints.baselines 'mean, levin' -> ['mean', 'levin'] (empty: [])."""
-    return [b.strip() for b in str(text).split(",") if b.strip()]
-
-
-def _check_tools(cfg, need):
-    """The hint, evaluate.py, gan-colorize and gan-colorize-demo settings."""
-    e, c, dm, hn = cfg.eval, cfg.colorize, cfg.demo, cfg.hints
-    need("hints.train_p", 0 < hn.train_p <= 1, "must be in (0, 1]")
-    for key in ("eval", "val"):
-        try:
-            hint_counts(getattr(hn, key))
-            counts_ok = True
-        except ValueError:
-            counts_ok = False
-        need(f"hints.{key}", counts_ok, "must be distinct hint counts >= 0, e.g. 0,1,2,5,10,20")
-    need("hints.preview", hn.preview >= 0, "must be >= 0")
-    need("hints.baselines", all(b in HINT_BASELINES for b in baseline_names(hn.baselines)),
-         f"must be a comma-separated list of {', '.join(HINT_BASELINES)} (or empty)")
-    need("eval.device", _device_ok(e.device), "is not one of auto, cpu, cuda, cuda:N")
-    need("colorize.device", _device_ok(c.device), "is not one of auto, cpu, cuda, cuda:N")
-    need("colorize.size", c.size == 0 or 32 <= c.size <= 8192, "must be 0 or in [32, 8192]")
-    need("colorize.batch_size", c.batch_size >= 1, "must be >= 1")
-    need("colorize.seed", c.seed >= 0, "must be >= 0")
-    for name, t in (("colorize", c), ("demo", dm)):   # the same backend rules for both tools
-        onnx = t.backend == "onnx"
-        need(f"{name}.checkpoint", not onnx or t.checkpoint,
-             "must name an .onnx file with --backend onnx (make one with python -m "
-             "gan_colorize.checkpoint export-onnx CHECKPOINT OUT.onnx)")
-        need(f"{name}.checkpoint", onnx or not t.checkpoint.lower().endswith(".onnx"),
-             "is an ONNX file: run it with --backend onnx")
-        need(f"{name}.device", not onnx or t.device in ("auto", "cpu"),
-             "is not available with --backend onnx, which runs on the CPU: use cpu or auto")
-        need(f"{name}.precision", not onnx or t.precision in ("auto", "fp32"),
-             "is not available with --backend onnx, which runs in fp32: use fp32 or auto")
-    need("export.calib_images", cfg.export.calib_images >= 1, "must be >= 1")
-    need("demo.device", _device_ok(dm.device), "is not one of auto, cpu, cuda, cuda:N")
-    need("demo.host", bool(dm.host.strip()), "must be an address, e.g. 127.0.0.1")
-    need("demo.port", 1 <= dm.port <= 65535, "must be in [1, 65535]")
-    need("demo.max_side", 64 <= dm.max_side <= 16384, "must be in [64, 16384]")
-    for k in ("max_upload_mb", "max_megapixels"):
-        need(f"demo.{k}", math.isfinite(getattr(dm, k)) and getattr(dm, k) > 0, "must be > 0")
 
 
 def save_config(cfg, path):

@@ -1,13 +1,13 @@
 """The one command-line parser of every tool (train.py, evaluate.py, gan-colorize, the demo,
-export, the mask preview, dedup): a Tool says what its command line accepts besides
+the benchmark, export, the mask preview, dedup): a Tool says what its command line accepts besides
 --config and --section.key VALUE; parse_command_line builds the Config, cli_main turns a
 UserError into one line on stderr.
 """
 import sys
 from dataclasses import dataclass, field, fields
 
-from .config import (CHOICES, CONFIG_DIR, RENAMED, Config, ConfigError, check, load_preset, sections,
-                     set_key)
+from .checks import check
+from .config import CHOICES, CONFIG_DIR, RENAMED, Config, ConfigError, load_preset, sections, set_key
 from .errors import UserError
 from .interrupt import SafeCtrlC
 
@@ -60,6 +60,11 @@ EXPORT_ONNX = Tool("python -m gan_colorize.checkpoint export-onnx",
                    about="G_ema as an ONNX file (float32, or int8 with --int8; config in its "
                          "metadata) for onnxruntime and other runtimes; needs the [onnx] extra. "
                          "SRC a training or exported checkpoint, DST the .onnx file to write")
+BENCHMARK = Tool("python -m gan_colorize.benchmark",
+                 {f"--{k}": f"benchmark.{k}" for k in
+                  ("set", "out", "cases", "outputs", "size", "truth", "method", "name")}
+                 | {"--hints": "hints.benchmark"},
+                 positional="COMMAND", sections=("benchmark", "hints", "data", "eval", "masks"))
 ALIASES = TRAIN.aliases   # the training shorthands (bench and tests build training configs)
 
 

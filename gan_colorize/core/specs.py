@@ -164,7 +164,7 @@ def resolve_spec(spec):
     """A mask spec, or a bare path to a mask file or a folder of them -> a MaskSampler spec:
     an existing path (checked first, '~' expanded) becomes 'file=PATH:1' (the explicit weight
     keeps a ':' in the path out of the weight); anything else is returned as it is. Used wherever
-    a config spec is read (config.check, data.build_loader, so evaluation too). colorize.py's
+    a config spec is read (checks.check, data.build_loader, so evaluation too). colorize.py's
     --mask keeps its own path rules: a folder there is matched to the inputs by file stem."""
     p = os.path.expanduser(str(spec))
     return f"file={spec}:1" if os.path.isdir(p) or os.path.isfile(p) else spec
@@ -172,7 +172,7 @@ def resolve_spec(spec):
 
 def check_mask_spec(spec):
     """parse_spec, and every mask file or folder it names must exist -> list[MaskEntry]
-    (MaskSampler's check, and config.check's, before any data worker starts)."""
+    (MaskSampler's check, and checks.check's, before any data worker starts)."""
     entries = parse_spec(spec)
     for e in entries:
         if e.family == "file":

@@ -103,7 +103,7 @@ def read_bsds_labels(path):
     return out
 
 
-def _read_segmentation(record, shape):
+def read_segmentation(record, shape):
     """The record's segmentation at the image's full size (h, w) -> uint8 (h, w) foreground or
     (h, w, A) label maps; BadImageError when it cannot be read or does not fit the image."""
     if record.seg_kind == "bsds":
@@ -128,7 +128,7 @@ def _decode(record, short, min_ab):
     seg = None
     if record.seg_path:
         try:
-            full = _read_segmentation(record, rgb.shape[:2])
+            full = read_segmentation(record, rgb.shape[:2])
             seg = cv2.resize(full, (small.shape[1], small.shape[0]), interpolation=cv2.INTER_NEAREST_EXACT)
             seg = seg.reshape(small.shape[:2] + full.shape[2:])
         except BadImageError:

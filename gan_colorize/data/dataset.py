@@ -27,7 +27,7 @@ from .masks import MaskSampler, mask_rng
 from .mixture import MixedDataset, data_parts, mixture_order
 
 
-def _centre_crop(img, size):
+def centre_crop(img, size):
     h, w = img.shape[:2]
     y, x = (h - size) // 2, (w - size) // 2
     return img[y:y + size, x:x + size]
@@ -52,7 +52,7 @@ class MaskedImageDataset(torch.utils.data.Dataset):
     - train=False with a spec of one `file` entry (a mask file or folder): item i gets file
       i % n_files (sorted) instead of a draw, so every file is used equally often.
     When the sampler needs segmentations, images without one are left out. pairing is trusted
-    to be valid (config.check checks it).
+    to be valid (checks.check checks it).
     """
 
     def __init__(self, cache, mask_sampler, size, train, pairing="random", seed=0, hint_p=None):
@@ -104,10 +104,16 @@ class MaskedImageDataset(torch.utils.data.Dataset):
         return img, seg
 
     def _eval_view(self, img, seg):
-        img = _centre_crop(resize_short(img, self.size), self.size)
+        img = centre_crop(resize_short(img, self.size), self.size)
         if seg is not None:
-            seg = _centre_crop(resize_short(seg, self.size, interp=cv2.INTER_NEAREST_EXACT), self.size)
+            seg = centre_crop(resize_short(seg, self.size, interp=cv2.INTER_NEAREST_EXACT), self.size)
         return img, seg
+
+    def _mask(self, i, img, seg, rng):
+        """The mask of item i on its view img (size x size) -> (mask float32 (h,w), family)."""
+        if self.fixed is not None:
+            return self.fixed[i % len(self.fixed)]
+        return self.sampler.sample(self.size, self.size, rng, image=img, segmentation=seg)
 
     def __getitem__(self, key):
         if isinstance(key, (tuple, list)):
@@ -127,10 +133,7 @@ class MaskedImageDataset(torch.utils.data.Dataset):
             img, seg = self._eval_view(img, seg)
         img = np.ascontiguousarray(img)
         seg = np.ascontiguousarray(seg) if seg is not None else None
-        if self.fixed is not None:
-            mask, family = self.fixed[i % len(self.fixed)]
-        else:
-            mask, family = self.sampler.sample(self.size, self.size, rng, image=img, segmentation=seg)
+        mask, family = self._mask(i, img, seg, rng)
         item = {
             "rgb": torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))),
             "mask": torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32)[None]),
@@ -260,7 +263,7 @@ def build_loader(cfg, split, train, rank=0, world_size=1, *, size=None, mask_spe
     order, every item once (shards may be uneven across ranks), the first max_samples items
     when max_samples > 0.
     A mask spec may also be a bare mask file or folder (masks.resolve_spec). cfg is trusted to
-    be validated (config.check). masks.pairing=all pairs every image with every fixed mask;
+    be validated (checks.check). masks.pairing=all pairs every image with every fixed mask;
     an eval spec that is not fixed is drawn per item instead.
     size defaults to data.size. With torch.distributed initialised, rank 0 builds the cache while
     the other ranks wait at a barrier. Workers: data.workers (persistent when > 0).

@@ -35,7 +35,7 @@ Sources (`data.name`) and their split rules:
   rocket, the left stereo_motorcycle view), read straight from its data folder: no network.
   Every split is all 5 photos: it is a smoke-test / demo dataset, not a benchmark.
 
-The fractions and data.flowers102_split are trusted to be validated (config.check). The root
+The fractions and data.flowers102_split are trusted to be validated (checks.check). The root
 is checked here, against the file system (evaluation validates without paths), as are missing
 images and empty splits: each is a UserError.
 """

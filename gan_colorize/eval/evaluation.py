@@ -65,7 +65,8 @@ from tqdm import tqdm
 
 from ..core import color
 from ..core.atomic import write_atomic
-from ..core.config import baseline_names, hint_counts, save_config
+from ..core.checks import baseline_names, hint_counts
+from ..core.config import save_config
 from ..core.errors import UserError
 from ..core.runtime import autocast, resolve_device, resolve_precision
 from ..data.dataset import build_loader
@@ -155,11 +156,11 @@ def frechet_distance(a, b):
 # ---------------------------------------------------------------------------------------------
 # evaluation
 
-def _nan_to_none(x):
+def nan_to_none(x):
     if isinstance(x, dict):
-        return {k: _nan_to_none(v) for k, v in x.items()}
+        return {k: nan_to_none(v) for k, v in x.items()}
     if isinstance(x, list):
-        return [_nan_to_none(v) for v in x]
+        return [nan_to_none(v) for v in x]
     if isinstance(x, float) and not math.isfinite(x):
         return None
     return x
@@ -362,7 +363,7 @@ def _write(out_dir, report, per_sample, tiles, cfg):
     out_dir = Path(out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        write_atomic(out_dir / "metrics.json", json.dumps(_nan_to_none(report), indent=2) + "\n")
+        write_atomic(out_dir / "metrics.json", json.dumps(nan_to_none(report), indent=2) + "\n")
         metrics = report["metrics"]
         with open(out_dir / "metrics.csv", "w", newline="") as f:
             w = csv.writer(f)
@@ -374,13 +375,13 @@ def _write(out_dir, report, per_sample, tiles, cfg):
             for source, hints, groups in rows:
                 for group, vals in groups.items():
                     w.writerow([source, group, vals["n"], hints,
-                                *(_cell(vals.get(k)) for k in metrics)])
+                                *(csv_cell(vals.get(k)) for k in metrics)])
         with open(out_dir / "per_sample.csv", "w", newline="") as f:
             keys = [k for k in (per_sample[0] if per_sample else {}) if k not in ("index", "key", "family")]
             w = csv.writer(f)
             w.writerow(["index", "key", "family", *keys])
             for r in per_sample:
-                w.writerow([r["index"], r["key"], r["family"], *(_cell(r[k]) for k in keys)])
+                w.writerow([r["index"], r["key"], r["family"], *(csv_cell(r[k]) for k in keys)])
         if tiles:
             save_png(contact_sheet(torch.stack(tiles)), out_dir / "sheet.png")
         save_config(cfg, out_dir / "config.json")
@@ -388,7 +389,7 @@ def _write(out_dir, report, per_sample, tiles, cfg):
         raise UserError(f"--out {out_dir}: cannot write: {err.strerror or err}") from None
 
 
-def _cell(v):
+def csv_cell(v):
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return ""
     return f"{v:.6g}" if isinstance(v, float) else v

@@ -38,7 +38,7 @@ import torch
 
 from ..core import color
 from ..data.dataset import build_loader
-from ..core.config import hint_counts
+from ..core.checks import hint_counts
 from ..data.hints import batch_fixed_hints, model_inputs
 from ..data.mixture import data_parts
 from ..eval.scoring import nanmean, score_outputs, spread

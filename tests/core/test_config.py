@@ -183,5 +183,5 @@ def test_help_lists_keys():
 
 
 def test_default_config_object_is_valid():
-    from gan_colorize.core.config import check
+    from gan_colorize.core.checks import check
     check(Config())

@@ -43,7 +43,7 @@ outputs() {
   rm -rf "$dest"
   if [[ -n ${CKPT[$method]:-} ]]; then
     for n in "${HINTS[@]}"; do
-      run gan_colorize.colorize --checkpoint "${CKPT[$method]}" --precision fp32 \
+      run gan_colorize.colorize --checkpoint "${CKPT[$method]}" --precision fp32 --composite none \
         --mask "$cases/masks" --hints "$cases/hints/$n" --out "$dest/$n" "$cases/gray"
     done
   else

@@ -255,7 +255,7 @@ class Demo:
         message), all files. Views: WebP images at the editing size, the mask outlined (and on the input,
         the hints in their colour). Downloads, at the photo's full size: STEM_color.png,
         STEM_mask.png and, when hints were painted, STEM_hints.png; with them `gan-colorize
-        --mask STEM_mask.png --hints STEM_hints.png [--composite hard] STEM.ext` writes the same
+        --mask STEM_mask.png --hints STEM_hints.png [--composite none] STEM.ext` writes the same
         STEM_color.png, byte for byte (the command is in the message)."""
         if self.colorizer is None:
             raise UserError(f"no model: the checkpoint did not load: {self.load_error}")
@@ -364,7 +364,7 @@ class Demo:
         words += ["--mask", extra_names[0]]
         if len(extra_names) > 1:
             words += ["--hints", extra_names[1]]
-        if composite != "none":
+        if composite != "hard":     # gan-colorize's default is hard
             words += ["--composite", composite]
         return " ".join(shlex.quote(w) for w in words + ["--out", "out/", photo_name])
 

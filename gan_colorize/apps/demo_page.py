@@ -84,8 +84,8 @@ def build(demo):
                     preset_btn = gr.Button("Draw this mask", size="sm", elem_id="preset")
                     invert_btn = gr.Button("Invert mask", size="sm", elem_id="invert")
                     clear_btn = gr.Button("Clear mask", size="sm", elem_id="clear")
-                hard = gr.Checkbox(label="composite hard: exactly gray outside the mask",
-                                   value=False, elem_id="hard")
+                hard = gr.Checkbox(label="composite hard: exactly gray outside the mask "
+                                   "(untick for the model's raw output)", value=True, elem_id="hard")
                 go = gr.Button("Colorize", variant="primary", elem_id="colorize")
             with gr.Column(scale=2):
                 # canvas_size smaller than any photo: Gradio 6.31 centres a layer sent by the

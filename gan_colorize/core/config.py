@@ -140,7 +140,7 @@ class ColorizeConfig:
     select: str = opt("", "click to select, instead of --mask: points x,y;x,y (a leading - removes), in pixels of each input, or a text file of them; the mask is the photo's regions under them (gan_colorize.select_mask)")
     hints: str = opt("", "colour hints: an RGBA PNG (every input) or a folder of them (STEM.png or STEM_hints.png); opaque pixels give their colour")
     out: str = opt("", "output folder")
-    composite: str = opt("none", "hard: force ab = 0 outside the mask; none: the raw output")
+    composite: str = opt("hard", "hard (default): ab = 0 outside the mask, so colour stays inside it at any resolution | none: the raw output, whose colour, upsampled from the working size, can cross the mask's edge by about one working pixel")
     sheet: bool = opt(False, "also write <stem>_sheet.png: gray | mask | output")
     size: int = opt(0, "working shorter side in px; 0 = the checkpoint's data.size")
     batch_size: int = opt(4, "images per forward pass")

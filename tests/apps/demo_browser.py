@@ -6,7 +6,7 @@ tests/apps/test_demo_server.py calls `colorize_in_browser` (a brush stroke) and
 write the README's screenshot:
 
     python tests/apps/demo_browser.py --out docs/demo.png                  # the shipped checkpoint
-    python tests/apps/demo_browser.py --checkpoint C --hard --out docs/demo.png
+    python tests/apps/demo_browser.py --checkpoint C --raw --out docs/demo.png
     python tests/apps/demo_browser.py --select 230,170 --out docs/demo.png   # click to select
 """
 import argparse
@@ -137,10 +137,12 @@ def select_in_browser(driver, url, photo, clicks, hard=True, timeout=60):
 
 
 def _colorize(driver, message, hard, timeout):
-    """Tick `composite hard` if asked, press Colorize, read what the page shows and downloads."""
+    """Set `composite hard` (ticked by default) as asked, press Colorize, read what the page
+    shows and downloads."""
     from selenium.webdriver.common.by import By
-    if hard:
-        driver.find_element(By.CSS_SELECTOR, "#hard input").click()
+    box = driver.find_element(By.CSS_SELECTOR, "#hard input")
+    if box.is_selected() != bool(hard):
+        box.click()
     driver.find_element(By.ID, "colorize").click()
     _wait(driver, lambda d: "done in" in message.text or "error" in message.text, timeout)
     if "error" in message.text:
@@ -204,7 +206,8 @@ def main(argv=None):
     p.add_argument("--photo", default="", help="default: scikit-image's chelsea")
     p.add_argument("--out", default="docs/demo.png")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--hard", action="store_true", help="tick composite hard before Colorize")
+    p.add_argument("--raw", action="store_true", help="untick composite hard (the model's raw "
+                   "output) before Colorize")
     p.add_argument("--select", default="", help="x,y;x,y: click to select at these pixels of "
                    "the click view instead of painting a stroke")
     args = p.parse_args(argv)
@@ -228,9 +231,9 @@ def main(argv=None):
     try:
         if args.select:
             clicks = [tuple(int(v) for v in p.split(",")) for p in args.select.split(";")]
-            select_in_browser(driver, url, photo, clicks, hard=args.hard)
+            select_in_browser(driver, url, photo, clicks, hard=not args.raw)
         else:
-            colorize_in_browser(driver, url, photo, hard=args.hard)
+            colorize_in_browser(driver, url, photo, hard=not args.raw)
         driver.execute_script("window.scrollTo(0, 0)")
         height = driver.execute_script(   # Gradio's app may scroll inside the body
             "return Math.max(document.body.scrollHeight, document.documentElement.scrollHeight,"

@@ -28,6 +28,7 @@ def test_our_model_through_the_benchmark_gives_evaluate_numbers(tmp_path, capsys
     for n in COUNTS:   # README's loop: one gan-colorize run per hint count
         assert colorize_cli.main(["--mask", str(cases / "masks"), "--hints", str(cases / "hints" / str(n)),
                                   "--out", str(outs / str(n)), "--precision", "fp32", "--device", "cpu",
+                                  "--composite", "none",   # raw, as evaluate.py scores it
                                   str(cases / "gray")]) == 0
     assert benchmark_cli.main(["score", "--cases", str(cases), "--outputs", str(outs),
                                "--name", "x8"]) == 0

@@ -33,6 +33,7 @@ import numpy as np
 from skimage.segmentation import felzenszwalb, slic, watershed
 
 from ..core.errors import UserError
+from .inputs import as_rgb
 
 SCALES = (128, 512, 2048)     # Felzenszwalb's scale per level, fine to coarse (see the docstring)
 SEGMENT_PIXELS = 500_000      # a larger photo is segmented shrunk to this many pixels
@@ -45,16 +46,7 @@ METHODS = ("felzenszwalb", "slic", "watershed")
 
 def lightness(image):
     """uint8 (H,W) gray or (H,W,3|4) RGB -> float32 (H,W) L of Lab in [0, 1] (L* / 100)."""
-    a = np.asarray(image)
-    if a.dtype != np.uint8:
-        raise ValueError(f"image must be uint8, got {a.dtype}")
-    if a.ndim == 3 and a.shape[2] == 1:
-        a = a[..., 0]
-    if a.ndim == 2:
-        a = np.repeat(a[..., None], 3, axis=2)
-    if a.ndim != 3 or a.shape[2] not in (3, 4):
-        raise ValueError(f"image must be (H,W) or (H,W,3), got shape {a.shape}")
-    rgb = np.ascontiguousarray(a[..., :3], dtype=np.float32) / 255
+    rgb = as_rgb(image).astype(np.float32) / 255
     return cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB)[..., 0] / 100
 
 

@@ -201,13 +201,14 @@ def _write_case(ds, i, counts, seed, out, truth):
             "hinted_px": n_hinted, "md5": md5, "truth_md5": pixels_md5(rgb)}
 
 
-def export_cases(cfg, out, truth="", size=0, counts="0,1,3,10", set_name="", progress=True):
-    """Write the cases of cfg's test set (module docstring) -> the manifest dict."""
+def export_cases(cfg, out, truth="", size=0, counts=None, set_name="", progress=True):
+    """Write the cases of cfg's test set (module docstring) at the hint counts `counts` (text,
+    default cfg's hints.benchmark) -> the manifest dict."""
     if cfg.data.mix:
         raise UserError("data.mix: export one dataset at a time (--data.name, --data.root)")
     out = Path(out).expanduser()
     truth = Path(truth).expanduser() if truth else out / "truth"
-    counts = hint_counts(counts)
+    counts = hint_counts(cfg.hints.benchmark if counts is None else counts)
     ds, n = case_dataset(cfg, size)
     _prepare_out(out, truth)
     seed = cfg.eval.seed

@@ -111,7 +111,8 @@ def processes_mentioning(text):
 
 
 def bomb_png(path, w=100_000, h=100_000):
-    """A PNG header claiming w x h pixels with almost no data behind it."""
+    """A PNG header claiming w x h pixels with almost no data behind it (a decompression-bomb
+    stand-in, refused before any decoding) -> path."""
     import struct
     import zlib
 
@@ -120,6 +121,7 @@ def bomb_png(path, w=100_000, h=100_000):
     ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
                      + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b""))
+    return path
 
 
 def corrupt_files(folder):

@@ -1,14 +1,13 @@
 """The demo's handlers (gan_colorize/demo.py), called directly: no Gradio, no server. Fast, and
 run with or without the demo extra; test_demo_server.py serves the page and drives it."""
 import logging
-import struct
 import subprocess
 import sys
-import zlib
 
 import numpy as np
 import pytest
 from conftest import colourful, hand_made_checkpoint
+from faults import bomb_png
 from PIL import Image
 
 from gan_colorize.apps import colorize_cli
@@ -194,15 +193,6 @@ def test_a_large_photo_is_painted_at_max_side(checkpoints, tmp_path):
     finally:
         demo.close()
 
-
-def bomb_png(path, w, h):
-    """A PNG whose header claims w x h pixels, with a tiny body: refused before any decoding."""
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    ihdr = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
-                     + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
-    return path
 
 
 @pytest.mark.parametrize("case", ["text", "empty", "truncated", "bomb", "too_big_file"])

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 from PIL import Image
+from faults import bomb_png
 
 from gan_colorize.core.errors import UserError
 from gan_colorize.core.imageio import BadImageError, is_image_file, read_image, read_rgb
@@ -195,17 +196,9 @@ def test_bad_files(tmp_path):
     _bad(tmp_path / "trunc.png", "trunc.png")
 
 
-def _png_header_only(path, w, h):
-    """A PNG that claims w x h pixels but holds (almost) no data: a decompression-bomb stand-in."""
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
-                     + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b""))
-
 
 def test_decompression_bomb_header_refused(tmp_path):
-    _png_header_only(tmp_path / "bomb.png", 100_000, 100_000)
+    bomb_png(tmp_path / "bomb.png", 100_000, 100_000)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no DecompressionBombWarning may escape either
         msg = _bad(tmp_path / "bomb.png", "decompression bomb")
